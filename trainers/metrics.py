@@ -1,0 +1,89 @@
+"""Segmentation metrics from one confusion matrix per split, accumulated on the device with bincount.
+
+matrix[i][j] counts the pixels of true class i predicted as class j. Every epoch metric comes from the
+matrix of the whole split, never from an average of per-batch scores.
+
+Classes absent from a split's ground truth get an IoU (and accuracy) of None and are left out of the
+means: their IoU would be 0 whenever the model predicts them even once and undefined otherwise, so it
+says more about the split than about the model. Such false positives are still paid for: they are false
+negatives of the pixels' true class, whose IoU drops, and they lower pixel accuracy.
+"""
+
+import torch
+import torch.distributed as dist
+
+
+class ConfusionMatrix:
+    """Counts (true class, predicted class) pixel pairs; targets outside [0, num_classes) are ignored."""
+
+    def __init__(self, num_classes: int, device: str | torch.device = "cpu"):
+        self.num_classes = num_classes
+        self.matrix = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
+
+    @torch.no_grad()
+    def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch of predicted class indices and ground-truth class indices (same shape)."""
+        if predictions.shape != targets.shape:
+            raise ValueError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} "
+                             "must have the same shape")
+        num_classes = self.num_classes
+        targets = targets.reshape(-1).long()
+        predictions = predictions.reshape(-1).long()
+        valid = (targets >= 0) & (targets < num_classes)
+        # Ignored pixels go to one extra bin that is dropped, which avoids a data-dependent boolean index.
+        pair_indices = torch.where(valid, num_classes * targets + predictions, num_classes * num_classes)
+        counts = torch.bincount(pair_indices, minlength=num_classes * num_classes + 1)
+        self.matrix += counts[: num_classes * num_classes].reshape(num_classes, num_classes)
+
+    def reset(self) -> None:
+        self.matrix.zero_()
+
+    def reduce_across_processes(self) -> None:
+        """Sum the matrices of all ranks, so every rank computes metrics over the whole split."""
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.matrix)
+
+    def compute(self, class_names: list[str] | None = None) -> dict:
+        return metrics_from_confusion(self.matrix, class_names)
+
+
+def metrics_from_confusion(matrix: torch.Tensor | list[list[int]],
+                           class_names: list[str] | None = None) -> dict:
+    """Pixel accuracy, mean class accuracy, mIoU and frequency-weighted IoU of a confusion matrix.
+
+    The means run over the classes present in the ground truth (non-zero rows). per_class_iou and
+    per_class_accuracy hold None for absent classes. With class_names, iou_by_class_name maps each name
+    to its IoU (None when absent).
+    """
+    counts = torch.as_tensor(matrix, dtype=torch.float64, device="cpu")
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {tuple(counts.shape)}")
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("confusion matrix is empty: no labelled pixel was evaluated")
+    true_positives = counts.diagonal()
+    ground_truth_pixels = counts.sum(dim=1)
+    predicted_pixels = counts.sum(dim=0)
+    present = ground_truth_pixels > 0
+    # Denominators are positive for every present class; absent ones are masked out below.
+    class_accuracy = true_positives / ground_truth_pixels.clamp(min=1)
+    class_iou = true_positives / (ground_truth_pixels + predicted_pixels - true_positives).clamp(min=1)
+    metrics = {
+        "pixel_accuracy": (true_positives.sum() / total).item(),
+        "mean_accuracy": class_accuracy[present].mean().item(),
+        "miou": class_iou[present].mean().item(),
+        "fw_iou": ((ground_truth_pixels / total) * class_iou)[present].sum().item(),
+        "per_class_accuracy": _present_or_none(class_accuracy, present),
+        "per_class_iou": _present_or_none(class_iou, present),
+        "num_classes_present": int(present.sum().item()),
+    }
+    if class_names is not None:
+        if len(class_names) != counts.shape[0]:
+            raise ValueError(f"{len(class_names)} class names for a {counts.shape[0]}-class confusion matrix")
+        metrics["iou_by_class_name"] = dict(zip(class_names, metrics["per_class_iou"], strict=True))
+    return metrics
+
+
+def _present_or_none(values: torch.Tensor, present: torch.Tensor) -> list[float | None]:
+    return [value if is_present else None
+            for value, is_present in zip(values.tolist(), present.tolist(), strict=True)]
