@@ -1,0 +1,36 @@
+"""Class-index maps -> colour images and the names of the classes in them (the inverse of LabelEncoder)."""
+
+import numpy as np
+
+from label_encoder import checked_class_indices, palette_array
+
+
+class LabelDecoder:
+    """Paints index maps with the palette stored in the cache meta or a checkpoint; hard-codes no class."""
+
+    def __init__(self, class_names: list[str], palette: list[list[int]], source: str = "palette"):
+        self._palette = palette_array(class_names, palette, source)
+        self._class_names = [str(name) for name in class_names]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def palette(self) -> list[list[int]]:
+        return self._palette.tolist()
+
+    def _checked(self, index_map: np.ndarray) -> np.ndarray:
+        index_map = np.asarray(index_map)
+        if not np.issubdtype(index_map.dtype, np.integer):
+            raise TypeError(f"class-index maps hold integers, got {index_map.dtype}")
+        return checked_class_indices(index_map, len(self._class_names), "class-index map")
+
+    def decode(self, index_map: np.ndarray) -> np.ndarray:
+        """H×W class indices (numpy or CPU tensor) -> H×W×3 uint8 colours; encode(decode(m)) == m."""
+        return self._palette[self._checked(index_map)]
+
+    def classes_in(self, index_map: np.ndarray) -> list[str]:
+        """Names of the classes present in the map, in class-index order."""
+        counts = np.bincount(self._checked(index_map).ravel(), minlength=len(self._class_names))
+        return [self._class_names[index] for index in np.flatnonzero(counts)]
