@@ -1,0 +1,180 @@
+"""The cache preprocess.py writes: as numpy arrays (load_cache), as a torch Dataset, and as a batch
+loader that keeps a whole split on the training device and normalises and flips whole batches there."""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from errors import ClothVisionError
+from label_encoder import error_reason
+from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
+
+
+@dataclass
+class Cache:
+    """The arrays (memory-mapped, read-only) and meta of one preprocess.py cache."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    meta: dict
+    cache_dir: Path
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row indices of one split ('train', 'val' or 'test'), ascending."""
+        if split not in SPLIT_NAMES:
+            raise ClothVisionError(f"unknown split '{split}': use one of {', '.join(SPLIT_NAMES)}")
+        return np.asarray(self.meta["split"][split], dtype=np.int64)
+
+
+def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
+    """Open a cache without unpickling anything; any problem says to rerun preprocess.py."""
+    cache_dir = Path(cache_dir)
+    meta_path = cache_dir / "meta.json"
+    if not meta_path.is_file():
+        raise ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
+    rerun = f"rerun `python preprocess.py --out {cache_dir}`"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ClothVisionError(f"cache {meta_path} cannot be read ({error_reason(error)}): {rerun}") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if version != CACHE_FORMAT_VERSION:
+        raise ClothVisionError(
+            f"cache {cache_dir} has format version {version}, this code reads version "
+            f"{CACHE_FORMAT_VERSION}: {rerun}"
+        )
+    try:
+        images = np.load(cache_dir / "images.npy", mmap_mode="r")
+        labels = np.load(cache_dir / "labels.npy", mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise ClothVisionError(
+            f"cache {cache_dir} is incomplete or corrupt ({error_reason(error)}): {rerun}"
+        ) from None
+    count, (height, width) = len(meta["ids"]), meta["image_size"]
+    if images.shape != (count, 3, height, width) or labels.shape != (count, height, width):
+        raise ClothVisionError(
+            f"cache {cache_dir} holds images {images.shape} and labels {labels.shape}, but its meta.json "
+            f"describes {count} images of {height}x{width}: {rerun}"
+        )
+    return Cache(images, labels, meta, cache_dir)
+
+
+def normalisation_scale_and_shift(meta: dict, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
+    """(x / 255 - mean) / std rewritten as x * scale + shift, shaped 3×1×1 to broadcast over images."""
+    mean = torch.tensor(meta["mean"], dtype=torch.float32, device=device).view(3, 1, 1)
+    std = torch.tensor(meta["std"], dtype=torch.float32, device=device).view(3, 1, 1)
+    return 1.0 / (255.0 * std), -mean / std
+
+
+class CustomClothingDataset(Dataset):
+    """One split of the cache for a torch DataLoader.
+
+    item = (float32 3×H×W image normalised with the cache's mean/std, int64 H×W label).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | Cache = "data/processed", split: str = "train",
+                 augment: bool = False):
+        self.cache = cache_dir if isinstance(cache_dir, Cache) else load_cache(cache_dir)
+        self.split = split
+        self.augment = augment
+        self.rows = self.cache.split_indices(split)
+        self.ids = [self.cache.meta["ids"][row] for row in self.rows]
+        self.class_names = self.cache.class_names
+        self.scale, self.shift = normalisation_scale_and_shift(self.cache.meta)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.rows[index]
+        image = torch.from_numpy(np.array(self.cache.images[row]))
+        label = torch.from_numpy(np.array(self.cache.labels[row]))
+        if self.augment and torch.rand(()) < 0.5:
+            image, label = image.flip(-1), label.flip(-1)
+        return torch.addcmul(self.shift, image.float(), self.scale), label.long()
+
+    def __getstate__(self) -> dict:
+        # DataLoader workers started by spawn receive a pickled copy: send the folder, not the arrays.
+        return {**self.__dict__, "cache": self.cache.cache_dir}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.cache = load_cache(state["cache"])
+
+
+class DeviceBatchLoader:
+    """Batches of one split from tensors held on `device` (moved there once, as uint8).
+
+    Each batch is gathered, flipped (augment) and normalised on the device in whole-batch operations.
+    `shuffle=True` marks a training loader: every epoch (set_epoch) draws one permutation from
+    (seed, epoch), identical on every rank; with world_size > 1 it is padded by repeating its first
+    samples to a multiple of world_size and dealt out like DistributedSampler, so every rank gets the
+    same number of batches (DDP needs that). `shuffle=False` marks an evaluation loader: rows in order,
+    dealt out rank::world_size, so the ranks together see every sample exactly once.
+    """
+
+    def __init__(self, cache: Cache, split: str, batch_size: int, device: torch.device | str,
+                 shuffle: bool = False, augment: bool = False, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        self.device = torch.device(device)
+        self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
+        self.seed, self.rank, self.world_size, self.drop_last = seed, rank, world_size, drop_last
+        self.epoch = 0
+        rows = cache.split_indices(split)
+        self.ids = [cache.meta["ids"][row] for row in rows]
+        self.class_names = cache.class_names
+        self.images = torch.from_numpy(np.ascontiguousarray(cache.images[rows])).to(self.device)
+        self.labels = torch.from_numpy(np.ascontiguousarray(cache.labels[rows])).to(self.device)
+        self.scale, self.shift = normalisation_scale_and_shift(cache.meta, self.device)
+        if shuffle:
+            self.num_samples = math.ceil(len(rows) / world_size)
+        else:
+            self.num_samples = len(range(rank, len(rows), world_size))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation and flips the next iteration uses."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def positions(self) -> np.ndarray:
+        """Positions (into this split) of the samples this rank sees this epoch, in batch order."""
+        split_size = len(self.ids)
+        if not self.shuffle:
+            return np.arange(self.rank, split_size, self.world_size)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(split_size)
+        padded = np.resize(order, self.num_samples * self.world_size)
+        return padded[self.rank::self.world_size]
+
+    def __iter__(self):
+        positions = torch.from_numpy(self.positions()).to(self.device)
+        if self.augment:
+            # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device.
+            draws = np.random.default_rng([self.seed, self.epoch, self.rank]).random(len(positions))
+            flips = torch.from_numpy(draws < 0.5).to(self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = positions[start:start + self.batch_size]
+            images = self.images.index_select(0, batch)
+            labels = self.labels.index_select(0, batch)
+            if self.augment:
+                flip = flips[start:start + self.batch_size]
+                images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+                labels = torch.where(flip.view(-1, 1, 1), labels.flip(-1), labels)
+            yield torch.addcmul(self.shift, images.float(), self.scale), labels.long()

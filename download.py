@@ -1,0 +1,110 @@
+"""Fetch the pixel-annotated part of the CCP dataset from its public GitHub repository into a data folder.
+
+The repository's archive holds 2098 photos; only the 1004 with a pixel-level annotation are kept, with
+annotations/pixel-level/ and label_list.mat: the original layout preprocess.py reads.
+"""
+
+import http.client
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+from errors import ClothVisionError
+from label_encoder import error_reason
+
+REPOSITORY = "https://github.com/bearpaw/clothing-co-parsing"
+DEFAULT_URL = f"{REPOSITORY}/archive/refs/heads/master.zip"
+DOWNLOADED_ENTRIES = ("label_list.mat", "annotations", "photos")
+# Members of the archive, with or without the "<repository>-<branch>/" folder GitHub wraps them in.
+ANNOTATION_MEMBER = re.compile(r"(?:[^/]+/)?annotations/pixel-level/(\w+)\.mat")
+PHOTO_MEMBER = re.compile(r"(?:[^/]+/)?photos/(\w+)\.jpg")
+LABEL_LIST_MEMBER = re.compile(r"(?:[^/]+/)?label_list\.mat")
+CHUNK_BYTES = 1 << 20
+TIMEOUT_SECONDS = 60
+
+
+def fetch(url: str, destination: Path, data_dir: Path) -> None:
+    """Stream url into destination with a progress bar; a network failure says how to get the data by hand."""
+    try:
+        with (urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response,
+              destination.open("wb") as file):
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, desc="download", unit="B", unit_scale=True, disable=None) as progress:
+                while chunk := response.read(CHUNK_BYTES):
+                    file.write(chunk)
+                    progress.update(len(chunk))
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
+        raise ClothVisionError(
+            f"could not download {url} ({error_reason(error)}): on a machine with internet, download "
+            f"{REPOSITORY} (Code > Download ZIP) and copy its photos/, annotations/pixel-level/ and "
+            f"label_list.mat into {data_dir} (see data/README.md)"
+        ) from None
+
+
+def extract_pixel_level_subset(archive: Path, target: Path, url: str) -> int:
+    """Extract label_list.mat, the pixel-level annotations and their photos; return the photo count."""
+    try:
+        with zipfile.ZipFile(archive) as zip_file:
+            members = {}
+            for name in zip_file.namelist():
+                for pattern, destination in ((ANNOTATION_MEMBER, "annotations/pixel-level/{}.mat"),
+                                             (PHOTO_MEMBER, "photos/{}.jpg"),
+                                             (LABEL_LIST_MEMBER, "label_list.mat")):
+                    match = pattern.fullmatch(name)
+                    if match:
+                        members[destination.format(*match.groups())] = name
+            annotations = sorted(path for path in members if path.startswith("annotations/"))
+            wanted_photos = [f"photos/{Path(path).stem}.jpg" for path in annotations]
+            missing = [path for path in ["label_list.mat", *wanted_photos] if path not in members]
+            if not annotations or missing:
+                problem = "no pixel-level annotations" if not annotations else f"no {missing[0]}"
+                raise ClothVisionError(
+                    f"the archive from {url} has {problem}: it is not the CCP repository; check --url "
+                    f"(default {DEFAULT_URL})"
+                )
+            for path in ["label_list.mat", *annotations, *wanted_photos]:
+                (target / path).parent.mkdir(parents=True, exist_ok=True)
+                with zip_file.open(members[path]) as source, open(target / path, "wb") as file:
+                    shutil.copyfileobj(source, file, CHUNK_BYTES)
+    except (zipfile.BadZipFile, EOFError) as error:
+        raise ClothVisionError(
+            f"the download from {url} is not an intact zip archive ({error_reason(error)}): "
+            "run --download again, or check --url"
+        ) from None
+    extracted = (len(list((target / "photos").iterdir())),
+                 len(list((target / "annotations" / "pixel-level").iterdir())))
+    if extracted != (len(annotations), len(annotations)):
+        raise ClothVisionError(
+            f"extracting {url} gave {extracted[0]} photos and {extracted[1]} annotations, expected "
+            f"{len(annotations)} of each: run --download again"
+        )
+    return len(annotations)
+
+
+def download_dataset(data_dir: str | os.PathLike, url: str = DEFAULT_URL) -> Path:
+    """Download and unpack the dataset into data_dir; it appears there complete or not at all."""
+    data_dir = Path(data_dir)
+    present = [name for name in DOWNLOADED_ENTRIES if (data_dir / name).exists()]
+    if present:
+        raise ClothVisionError(
+            f"{data_dir} already holds {', '.join(present)} but not a complete dataset: "
+            "move those away and run --download again"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Staged inside data_dir, so the final moves are renames on one file system.
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=data_dir) as staging:
+        staging = Path(staging)
+        archive = staging / "archive.zip"
+        fetch(url, archive, data_dir)
+        photo_count = extract_pixel_level_subset(archive, staging / "dataset", url)
+        for name in DOWNLOADED_ENTRIES:
+            os.replace(staging / "dataset" / name, data_dir / name)
+    print(f"downloaded {photo_count} photos with pixel-level annotations into {data_dir}")
+    return data_dir

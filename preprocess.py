@@ -1,0 +1,320 @@
+"""Dataset on disk -> a compact cache that training only loads: decode and resize every photo once.
+
+    python preprocess.py [--data DIR] [--out DIR] [--size H W] [--limit N] [--seed N] [--workers N]
+                         [--download] [--url URL]
+
+Reads either layout the CCP dataset ships in (the original repository's, or the Kaggle re-packaging)
+and writes, atomically, a folder holding
+    images.npy  uint8 N×3×H×W   (bilinear, antialiased resize)
+    labels.npy  uint8 N×H×W     (class indices, nearest resize)
+    meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts.
+Both arrays load with np.load(..., mmap_mode="r"): no pickle.
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from atomic_files import atomic_directory
+from download import DEFAULT_URL, download_dataset
+from errors import ClothVisionError, run_cli
+from image_io import read_rgb_image
+from label_encoder import LabelEncoder
+
+CACHE_FORMAT_VERSION = 1
+CACHE_FILES = ("images.npy", "labels.npy", "meta.json")
+DEFAULT_SIZE = (496, 304)
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+# torchvision's pretrained backbones expect ImageNet statistics; the U-net is trained with them too.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+WHERE_TO_GET_DATA = "run `python preprocess.py --download` or see data/README.md"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one on-disk form of the dataset keeps its photos, labels and class list."""
+
+    name: str
+    photo_folder: str
+    label_folder: str
+    label_suffix: str
+    class_file: str
+
+    def describe(self) -> str:
+        return f"{self.photo_folder}/ + {self.label_folder}/*{self.label_suffix} + {self.class_file}"
+
+    def load_encoder(self, path: Path) -> LabelEncoder:
+        if self.class_file.endswith(".csv"):
+            return LabelEncoder.from_class_dict(path)
+        return LabelEncoder.from_label_list_mat(path)
+
+
+ORIGINAL_LAYOUT = Layout("ccp", "photos", "annotations/pixel-level", ".mat", "label_list.mat")
+KAGGLE_LAYOUT = Layout("kaggle", "images", "labels/pixel_level_labels_colored", ".png", "class_dict.csv")
+# The original layout first: its labels are class indices already, the Kaggle one's are colours.
+LAYOUTS = (ORIGINAL_LAYOUT, KAGGLE_LAYOUT)
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_id: str
+    photo_path: Path
+    label_path: Path
+
+
+@dataclass
+class Dataset:
+    """A dataset found on disk: its layout, class list and the annotated photos, sorted by id."""
+
+    root: Path
+    layout: Layout
+    encoder: LabelEncoder
+    samples: list[Sample]
+    unannotated_photo_count: int
+
+
+def find_layout(data_dir: Path) -> Layout | None:
+    """The layout whose label folder exists under data_dir (the original one if both do)."""
+    return next((layout for layout in LAYOUTS if (data_dir / layout.label_folder).is_dir()), None)
+
+
+def find_dataset(data_dir: str | os.PathLike) -> Dataset:
+    """Detect the layout under data_dir and pair every label with its photo."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ClothVisionError(f"data folder {data_dir} does not exist: {WHERE_TO_GET_DATA}")
+    layout = find_layout(data_dir)
+    if layout is None:
+        contents = [entry.name for entry in data_dir.iterdir() if entry.name != "README.md"]
+        problem = "is empty" if not contents else "holds no CCP dataset"
+        raise ClothVisionError(
+            f"data folder {data_dir} {problem}: expected {ORIGINAL_LAYOUT.describe()} (original CCP) or "
+            f"{KAGGLE_LAYOUT.describe()} (Kaggle); {WHERE_TO_GET_DATA}"
+        )
+    for required in (layout.photo_folder, layout.class_file):
+        if not (data_dir / required).exists():
+            raise ClothVisionError(
+                f"{data_dir / required} is missing, but {data_dir / layout.label_folder} exists: "
+                f"the {layout.name} layout needs {layout.describe()}; restore it ({WHERE_TO_GET_DATA})"
+            )
+    encoder = layout.load_encoder(data_dir / layout.class_file)
+    labels = {path.stem: path for path in sorted((data_dir / layout.label_folder).iterdir())
+              if path.suffix.lower() == layout.label_suffix}
+    if not labels:
+        raise ClothVisionError(
+            f"{data_dir / layout.label_folder} holds no *{layout.label_suffix} labels: {WHERE_TO_GET_DATA}"
+        )
+    photos = {}
+    for path in sorted((data_dir / layout.photo_folder).iterdir()):
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            photos.setdefault(path.stem, path)
+    orphans = sorted(labels.keys() - photos.keys())
+    if orphans:
+        raise ClothVisionError(
+            f"{labels[orphans[0]]} has no photo {data_dir / layout.photo_folder / orphans[0]}.jpg "
+            f"({len(orphans)} labels lack their photo): restore the photos or delete those labels"
+        )
+    samples = [Sample(image_id, photos[image_id], labels[image_id]) for image_id in sorted(labels)]
+    return Dataset(data_dir, layout, encoder, samples, len(photos.keys() - labels.keys()))
+
+
+def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Decode one photo and its label and resize both to size (H, W): (uint8 3×H×W, uint8 H×W)."""
+    photo = read_rgb_image(sample.photo_path)
+    label = encoder.encode_file(sample.label_path)
+    if label.shape != (photo.height, photo.width):
+        raise ClothVisionError(
+            f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} pixels but its photo "
+            f"{sample.photo_path} is {photo.width}x{photo.height}: the two files must belong together; "
+            "restore both from the dataset"
+        )
+    height, width = size
+    # PIL widens the bilinear filter by the shrink factor, i.e. it antialiases when downscaling.
+    photo = photo.resize((width, height), Image.Resampling.BILINEAR)
+    label = Image.fromarray(label).resize((width, height), Image.Resampling.NEAREST)
+    return np.asarray(photo).transpose(2, 0, 1), np.asarray(label)
+
+
+class CacheRowWriter:
+    """Converts samples straight into rows of the memory-mapped cache arrays, so worker processes
+    send back only per-class pixel counts instead of pickled images."""
+
+    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]):
+        self.encoder = encoder
+        self.size = size
+        self.images = np.load(cache_dir / "images.npy", mmap_mode="r+")
+        self.labels = np.load(cache_dir / "labels.npy", mmap_mode="r+")
+
+    def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray]:
+        try:
+            self.images[row], self.labels[row] = convert_sample(sample, self.encoder, self.size)
+        except ClothVisionError as error:
+            # Re-raised as the plain type: subclasses with extra constructor arguments do not
+            # survive the trip back from a worker process.
+            raise ClothVisionError(str(error)) from None
+        return row, np.bincount(self.labels[row].ravel(), minlength=len(self.encoder.class_names))
+
+
+_worker_writer: CacheRowWriter | None = None
+
+
+def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]) -> None:
+    global _worker_writer
+    _worker_writer = CacheRowWriter(cache_dir, encoder, size)
+
+
+def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray]:
+    return _worker_writer.write(*task)
+
+
+def default_worker_count() -> int:
+    """The CPU cores this process may use (a container's limit, not the host's core count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def split_rows(count: int, seed: int, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> dict:
+    """A seeded random split of rows 0..count-1 into train/val/test.
+
+    val and test get count × fraction rows rounded half up (at least one each), train the rest:
+    1004 images -> 702 / 151 / 151. Row indices are sorted within each split.
+    """
+    if count < len(SPLIT_NAMES):
+        raise ClothVisionError(f"{count} images cannot be split into train, val and test: use at least 3")
+    order = np.random.default_rng(seed).permutation(count)
+    val_count, test_count = (max(1, int(count * fraction + 0.5)) for fraction in fractions[1:])
+    train_count = count - val_count - test_count
+    parts = np.split(order, [train_count, train_count + val_count])
+    return {name: sorted(part.tolist()) for name, part in zip(SPLIT_NAMES, parts, strict=True)}
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Refuse to replace a folder that is not a cache: --out pointed at the data would delete it."""
+    if out_dir.is_file():
+        raise ClothVisionError(f"--out {out_dir} is a file: choose a folder for the cache")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "meta.json").is_file():
+        raise ClothVisionError(
+            f"--out {out_dir} is a non-empty folder that is not a preprocess.py cache, and it would be "
+            "replaced: choose another --out or empty it"
+        )
+
+
+def write_cache(dataset: Dataset, out_dir: Path, size: tuple[int, int], seed: int, workers: int) -> dict:
+    """Convert every sample into a new cache folder at out_dir (atomically) and return its meta."""
+    count, (height, width) = len(dataset.samples), size
+    class_names = dataset.encoder.class_names
+    pixel_counts = np.zeros((count, len(class_names)), dtype=np.int64)
+    tasks = list(enumerate(dataset.samples))
+    with atomic_directory(out_dir) as building:
+        shapes = {"images.npy": (count, 3, height, width), "labels.npy": (count, height, width)}
+        for name, shape in shapes.items():
+            np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
+        progress = tqdm(total=count, desc="preprocess", unit="image", disable=None)
+        if workers == 1:
+            writer = CacheRowWriter(building, dataset.encoder, size)
+            results = (writer.write(*task) for task in tasks)
+            for row, counts in results:
+                pixel_counts[row] = counts
+                progress.update()
+        else:
+            with multiprocessing.Pool(workers, _start_worker, (building, dataset.encoder, size)) as pool:
+                for row, counts in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
+                    pixel_counts[row] = counts
+                    progress.update()
+        progress.close()
+        split = split_rows(count, seed)
+        meta = {
+            "format_version": CACHE_FORMAT_VERSION,
+            "source_layout": dataset.layout.name,
+            "source_dir": str(dataset.root.resolve()),
+            "class_names": class_names,
+            "palette": dataset.encoder.palette,
+            "image_size": [height, width],
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+            "ids": [sample.image_id for sample in dataset.samples],
+            "split": split,
+            "split_fractions": list(SPLIT_FRACTIONS),
+            "seed": seed,
+            "train_class_pixel_counts": pixel_counts[split["train"]].sum(axis=0).tolist(),
+        }
+        (building / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return meta
+
+
+def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike = "data/processed",
+               size: tuple[int, int] = DEFAULT_SIZE, limit: int | None = None, seed: int = 0,
+               workers: int | None = None, download: bool = False, url: str = DEFAULT_URL) -> Path:
+    """Build the cache from the dataset in data_dir (downloading it first if asked) and return out_dir."""
+    started = time.perf_counter()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    height, width = size
+    if height < 1 or width < 1:
+        raise ClothVisionError(f"--size {height} {width}: height and width must be positive")
+    if download:
+        if data_dir.is_dir() and find_layout(data_dir) is not None:
+            print(f"{data_dir} already holds the dataset: skipping the download")
+        else:
+            download_dataset(data_dir, url)
+    check_output_folder(out_dir)
+    dataset = find_dataset(data_dir)
+    print(f"{dataset.layout.name} layout in {data_dir}: {len(dataset.samples)} photos with pixel-level "
+          f"labels, {dataset.unannotated_photo_count} photos without them ignored")
+    if limit is not None:
+        dataset.samples = dataset.samples[:limit]
+    workers = max(1, min(workers or default_worker_count(), len(dataset.samples)))
+    meta = write_cache(dataset, out_dir, (height, width), seed, workers)
+    split_sizes = "/".join(str(len(meta["split"][name])) for name in SPLIT_NAMES)
+    print(f"wrote {out_dir}: {len(meta['ids'])} images at {height}x{width}, train/val/test {split_sizes}, "
+          f"in {time.perf_counter() - started:.1f} s")
+    return out_dir
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Decode, resize and cache the CCP dataset once for training.", add_help=add_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", default="data", help="dataset folder (original CCP or Kaggle layout)")
+    parser.add_argument("--out", default="data/processed", help="cache folder to write (replaced atomically)")
+    parser.add_argument("--size", nargs=2, type=positive_int, default=list(DEFAULT_SIZE), metavar=("H", "W"),
+                        help="height and width every image and label is resized to")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="use only the first N annotated images by id (quick experiments)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    parser.add_argument("--workers", type=positive_int, default=None,
+                        help="parallel processes (default: every CPU core available)")
+    parser.add_argument("--download", action="store_true",
+                        help="first download the dataset into --data unless it is already there")
+    parser.add_argument("--url", default=DEFAULT_URL, help="zip archive of the CCP repository for --download")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = get_args_parser().parse_args(argv)
+    return preprocess(args.data, args.out, tuple(args.size), args.limit, args.seed, args.workers,
+                      args.download, args.url)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
