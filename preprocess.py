@@ -47,6 +47,7 @@ class Layout:
     """Where one on-disk form of the dataset keeps its photos, labels and class list."""
 
     name: str
+    title: str
     photo_folder: str
     label_folder: str
     label_suffix: str
@@ -61,8 +62,9 @@ class Layout:
         return LabelEncoder.from_label_list_mat(path)
 
 
-ORIGINAL_LAYOUT = Layout("ccp", "photos", "annotations/pixel-level", ".mat", "label_list.mat")
-KAGGLE_LAYOUT = Layout("kaggle", "images", "labels/pixel_level_labels_colored", ".png", "class_dict.csv")
+ORIGINAL_LAYOUT = Layout("ccp", "original CCP", "photos", "annotations/pixel-level", ".mat", "label_list.mat")
+KAGGLE_LAYOUT = Layout("kaggle", "Kaggle", "images", "labels/pixel_level_labels_colored", ".png",
+                       "class_dict.csv")
 # The original layout first: its labels are class indices already, the Kaggle one's are colours.
 LAYOUTS = (ORIGINAL_LAYOUT, KAGGLE_LAYOUT)
 
@@ -100,14 +102,15 @@ def find_dataset(data_dir: str | os.PathLike) -> Dataset:
         contents = [entry.name for entry in data_dir.iterdir() if entry.name != "README.md"]
         problem = "is empty" if not contents else "holds no CCP dataset"
         raise ClothVisionError(
-            f"data folder {data_dir} {problem}: expected {ORIGINAL_LAYOUT.describe()} (original CCP) or "
-            f"{KAGGLE_LAYOUT.describe()} (Kaggle); {WHERE_TO_GET_DATA}"
+            f"data folder {data_dir} {problem}: expected {ORIGINAL_LAYOUT.describe()} "
+            f"({ORIGINAL_LAYOUT.title}) or {KAGGLE_LAYOUT.describe()} ({KAGGLE_LAYOUT.title}); "
+            f"{WHERE_TO_GET_DATA}"
         )
     for required in (layout.photo_folder, layout.class_file):
         if not (data_dir / required).exists():
             raise ClothVisionError(
                 f"{data_dir / required} is missing, but {data_dir / layout.label_folder} exists: "
-                f"the {layout.name} layout needs {layout.describe()}; restore it ({WHERE_TO_GET_DATA})"
+                f"the {layout.title} layout needs {layout.describe()}; restore it ({WHERE_TO_GET_DATA})"
             )
     encoder = layout.load_encoder(data_dir / layout.class_file)
     labels = {path.stem: path for path in sorted((data_dir / layout.label_folder).iterdir())
@@ -271,7 +274,7 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
             download_dataset(data_dir, url)
     check_output_folder(out_dir)
     dataset = find_dataset(data_dir)
-    print(f"{dataset.layout.name} layout in {data_dir}: {len(dataset.samples)} photos with pixel-level "
+    print(f"{dataset.layout.title} layout in {data_dir}: {len(dataset.samples)} photos with pixel-level "
           f"labels, {dataset.unannotated_photo_count} photos without them ignored")
     if limit is not None:
         dataset.samples = dataset.samples[:limit]
