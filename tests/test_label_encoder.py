@@ -23,6 +23,16 @@ def test_encode_maps_every_palette_colour_to_its_class(encoder):
     np.testing.assert_array_equal(encoded, index_map)
 
 
+def test_encode_handles_views_single_pixels_and_the_last_pixel(encoder):
+    index_map = np.random.default_rng(2).integers(0, len(CLASS_NAMES), size=(9, 12)).astype(np.uint8)
+    colours = np.array(PALETTE, dtype=np.uint8)[index_map]
+    np.testing.assert_array_equal(encoder.encode(colours[1::2, ::3]), index_map[1::2, ::3])
+    np.testing.assert_array_equal(encoder.encode(colours[-1:, -1:]), index_map[-1:, -1:])
+    colours[-1, -1] = (7, 7, 7)
+    with pytest.raises(ClothVisionError, match=r"\(7, 7, 7\) on 1 pixels"):
+        encoder.encode(colours)
+
+
 def test_unknown_colour_names_file_colour_and_pixel_count(encoder):
     colours = np.array(PALETTE, dtype=np.uint8)[np.zeros((10, 10), dtype=np.uint8)]
     colours[0, :7] = (1, 2, 3)
