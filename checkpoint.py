@@ -1,6 +1,8 @@
 """Self-contained checkpoints: saved atomically, loaded only through torch's weights_only unpickler."""
 
 import pickle
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +20,21 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     return atomic_write(path, lambda temporary: torch.save(stamped, temporary))
 
 
+def _first_sentence(text: str) -> str:
+    return re.split(r"\.\s|\n", text.strip(), maxsplit=1)[0].strip()
+
+
+def _unpickler_complaint(error: pickle.UnpicklingError) -> str:
+    """The weights-only unpickler's own words (e.g. 'Unsupported global: GLOBAL os.system ...'), not
+    the generic advice around them."""
+    return _first_sentence(str(error).split("WeightsUnpickler error:", 1)[-1]) or type(error).__name__
+
+
+def _unreadable(path: Path, reason: str) -> ClothVisionError:
+    return ClothVisionError(f"checkpoint {path} cannot be read ({reason}); it is truncated or not a torch "
+                            "file: train again or pass another file")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint without ever running code stored in it; every failure is one clear line."""
     path = Path(path)
@@ -25,20 +42,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ClothVisionError(f"checkpoint {path} not found: train one with 'python train.py --model NAME' "
                                "or pass the path of an existing .pt file")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # Foreign pickles make torch warn about their protocol; the error below says all there is to say.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ClothVisionError(f"checkpoint {path} was refused: it holds objects that only an unsafe unpickler "
-                               f"could load ({first_line}); use a checkpoint written by train.py") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise ClothVisionError(f"checkpoint {path} cannot be read ({type(error).__name__}: "
-                               f"{str(error).splitlines()[0] if str(error) else 'corrupt file'}); "
-                               "it is truncated or not a torch file: train again or pass another file") from None
+        complaint = _unpickler_complaint(error)
+        if complaint.startswith("Unsupported operand"):  # bytes that are no pickle at all (a photo, ...)
+            raise _unreadable(path, complaint) from None
+        raise ClothVisionError(f"checkpoint {path} was refused: it holds objects that only an unsafe "
+                               f"unpickler could load ({complaint}); use a checkpoint written by train.py"
+                               ) from None
+    # On foreign bytes (a text file, say) the weights-only unpickler also fails with KeyError,
+    # IndexError, struct.error, ...: none of them may escape as a traceback.
+    except Exception as error:
+        raise _unreadable(path, f"{type(error).__name__}: {_first_sentence(str(error)) or 'corrupt file'}"
+                          ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ClothVisionError(f"checkpoint {path} is not a ClothVision checkpoint: pass a .pt file written by train.py")
+        raise ClothVisionError(f"checkpoint {path} is not a ClothVision checkpoint: "
+                               "pass a .pt file written by train.py")
     if checkpoint.get("format_version") != CHECKPOINT_VERSION:
-        raise ClothVisionError(f"checkpoint {path} has format version {checkpoint.get('format_version')}, this code "
-                               f"reads version {CHECKPOINT_VERSION}: retrain it with this version of train.py")
+        raise ClothVisionError(f"checkpoint {path} has format version {checkpoint.get('format_version')}, "
+                               f"this code reads version {CHECKPOINT_VERSION}: "
+                               "retrain it with this version of train.py")
     return checkpoint
 
 
