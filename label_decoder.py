@@ -2,23 +2,11 @@
 
 import numpy as np
 
-from label_encoder import checked_class_indices, palette_array
+from label_encoder import ClassPalette, checked_class_indices
 
 
-class LabelDecoder:
+class LabelDecoder(ClassPalette):
     """Paints index maps with the palette stored in the cache meta or a checkpoint; hard-codes no class."""
-
-    def __init__(self, class_names: list[str], palette: list[list[int]], source: str = "palette"):
-        self._palette = palette_array(class_names, palette, source)
-        self._class_names = [str(name) for name in class_names]
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
-
-    @property
-    def palette(self) -> list[list[int]]:
-        return self._palette.tolist()
 
     def _checked(self, index_map: np.ndarray) -> np.ndarray:
         index_map = np.asarray(index_map)

@@ -156,7 +156,23 @@ def read_label_list_mat(path: str | os.PathLike) -> list[str]:
     return names
 
 
-class LabelEncoder:
+class ClassPalette:
+    """Class names with one distinct colour each, checked one-to-one."""
+
+    def __init__(self, class_names: list[str], palette: list[list[int]], source: str = "palette"):
+        self._palette = palette_array(class_names, palette, source)
+        self._class_names = [str(name) for name in class_names]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def palette(self) -> list[list[int]]:
+        return self._palette.tolist()
+
+
+class LabelEncoder(ClassPalette):
     """Colour label images -> class-index maps through a palette (one colour per class).
 
     encode() packs each pixel's colour into a 24-bit integer and looks it up in a 2^24-entry table:
@@ -165,8 +181,7 @@ class LabelEncoder:
     """
 
     def __init__(self, class_names: list[str], palette: list[list[int]], source: str = "palette"):
-        self._palette = palette_array(class_names, palette, source)
-        self._class_names = [str(name) for name in class_names]
+        super().__init__(class_names, palette, source)
         self._lookup_table: np.ndarray | None = None
 
     @classmethod
@@ -208,14 +223,6 @@ class LabelEncoder:
         generate_palette()'s fixed one."""
         class_names = read_label_list_mat(path)
         return cls(class_names, generate_palette(len(class_names)), source=str(path))
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self._class_names)
-
-    @property
-    def palette(self) -> list[list[int]]:
-        return self._palette.tolist()
 
     def _lookup(self) -> np.ndarray:
         # Built on first use (16 MiB) and never pickled: encoders sent to worker processes stay small.

@@ -95,18 +95,6 @@ def label_list_foreign(root):
     return root / "label_list.mat", "not a readable MATLAB"
 
 
-@pytest.mark.parametrize("break_dataset", [
-    photo_missing, photo_not_a_jpeg, photo_truncated, mat_truncated, mat_foreign, mat_without_groundtruth,
-    class_index_too_large, size_mismatch, label_list_missing, label_list_foreign,
-])
-def test_broken_original_layout(tmp_path, capsys, break_dataset):
-    root = write_ccp_layout(tmp_path / "ccp")
-    culprit, problem = break_dataset(root)
-    out_dir = tmp_path / "cache"
-    assert_one_line_error(*run_preprocess(root, out_dir, capsys), culprit, problem)
-    assert_no_cache(out_dir)
-
-
 def off_palette_colour(root):
     path = root / "labels" / "pixel_level_labels_colored" / "0002.png"
     colours = np.array(Image.open(path))
@@ -135,11 +123,19 @@ def image_missing_for_png(root):
     return root / "labels" / "pixel_level_labels_colored" / "0001.png", "has no photo"
 
 
-@pytest.mark.parametrize("break_dataset", [
-    off_palette_colour, png_truncated, class_dict_malformed, class_dict_missing, image_missing_for_png,
-])
-def test_broken_kaggle_layout(tmp_path, capsys, break_dataset):
-    root = write_kaggle_layout(tmp_path / "kaggle")
+BROKEN_DATASETS = [
+    *((write_ccp_layout, break_dataset) for break_dataset in (
+        photo_missing, photo_not_a_jpeg, photo_truncated, mat_truncated, mat_foreign, mat_without_groundtruth,
+        class_index_too_large, size_mismatch, label_list_missing, label_list_foreign)),
+    *((write_kaggle_layout, break_dataset) for break_dataset in (
+        off_palette_colour, png_truncated, class_dict_malformed, class_dict_missing, image_missing_for_png)),
+]
+
+
+@pytest.mark.parametrize(("write_layout", "break_dataset"), BROKEN_DATASETS,
+                         ids=[break_dataset.__name__ for _, break_dataset in BROKEN_DATASETS])
+def test_broken_dataset(tmp_path, capsys, write_layout, break_dataset):
+    root = write_layout(tmp_path / "dataset")
     culprit, problem = break_dataset(root)
     out_dir = tmp_path / "cache"
     assert_one_line_error(*run_preprocess(root, out_dir, capsys), culprit, problem)
