@@ -33,7 +33,6 @@ from image_io import read_rgb_image
 from label_encoder import LabelEncoder
 
 CACHE_FORMAT_VERSION = 1
-CACHE_FILES = ("images.npy", "labels.npy", "meta.json")
 DEFAULT_SIZE = (496, 304)
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -79,7 +78,7 @@ class Sample:
 
 
 @dataclass
-class Dataset:
+class SourceDataset:
     """A dataset found on disk: its layout, class list and the annotated photos, sorted by id."""
 
     root: Path
@@ -94,7 +93,7 @@ def find_layout(data_dir: Path) -> Layout | None:
     return next((layout for layout in LAYOUTS if (data_dir / layout.label_folder).is_dir()), None)
 
 
-def find_dataset(data_dir: str | os.PathLike) -> Dataset:
+def find_dataset(data_dir: str | os.PathLike) -> SourceDataset:
     """Detect the layout under data_dir and pair every label with its photo."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -132,7 +131,7 @@ def find_dataset(data_dir: str | os.PathLike) -> Dataset:
             f"({len(orphans)} labels lack their photo): restore the photos or delete those labels"
         )
     samples = [Sample(image_id, photos[image_id], labels[image_id]) for image_id in sorted(labels)]
-    return Dataset(data_dir, layout, encoder, samples, len(photos.keys() - labels.keys()))
+    return SourceDataset(data_dir, layout, encoder, samples, len(photos.keys() - labels.keys()))
 
 
 def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
@@ -233,7 +232,8 @@ def check_output_folder(out_dir: Path) -> None:
         )
 
 
-def write_cache(dataset: Dataset, out_dir: Path, size: tuple[int, int], seed: int, workers: int) -> dict:
+def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], seed: int,
+                workers: int) -> dict:
     """Convert every sample into a new cache folder at out_dir (atomically) and return its meta."""
     count, (height, width) = len(dataset.samples), size
     class_names = dataset.encoder.class_names
@@ -276,8 +276,10 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
     started = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     height, width = size
-    if height < 1 or width < 1:
-        raise ClothVisionError(f"--size {height} {width}: height and width must be positive")
+    if height < 1 or width < 1 or seed < 0:
+        raise ClothVisionError(
+            f"size {height}x{width}, seed {seed}: height and width must be positive, the seed 0 or more"
+        )
     if download:
         if data_dir.is_dir() and find_layout(data_dir) is not None:
             print(f"{data_dir} already holds the dataset: skipping the download")
@@ -304,6 +306,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive integer, got {text}")
+    return value
+
+
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Decode, resize and cache the CCP dataset once for training.", add_help=add_help,
@@ -315,7 +324,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="height and width every image and label is resized to")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N annotated images by id (quick experiments)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/val/test split")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/val/test split")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="parallel processes (default: every CPU core available)")
     parser.add_argument("--download", action="store_true",
