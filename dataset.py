@@ -15,6 +15,8 @@ from errors import ClothVisionError
 from label_encoder import error_reason
 from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
 
+REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split")
+
 
 @dataclass
 class Cache:
@@ -60,6 +62,9 @@ def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
         raise ClothVisionError(
             f"cache {cache_dir} is incomplete or corrupt ({error_reason(error)}): {rerun}"
         ) from None
+    missing = [key for key in REQUIRED_META_KEYS if key not in meta]
+    if missing:
+        raise ClothVisionError(f"cache {meta_path} lacks {', '.join(missing)}: {rerun}")
     count, (height, width) = len(meta["ids"]), meta["image_size"]
     if images.shape != (count, 3, height, width) or labels.shape != (count, height, width):
         raise ClothVisionError(

@@ -80,6 +80,7 @@ def test_other_format_version_says_to_rerun_preprocess(tmp_path):
 @pytest.mark.parametrize("damage", [
     lambda cache_dir: (cache_dir / "meta.json").write_text("{ not json"),
     lambda cache_dir: (cache_dir / "images.npy").unlink(),
+    lambda cache_dir: (cache_dir / "meta.json").write_text('{"format_version": 1, "ids": []}'),
     lambda cache_dir: np.save(cache_dir / "labels.npy", np.zeros((40, 6, 4), dtype=np.uint8)),
     lambda cache_dir: np.save(cache_dir / "labels.npy", np.array([{"pickled": 1}] * 40), allow_pickle=True),
 ])
