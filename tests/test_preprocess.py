@@ -143,3 +143,15 @@ def test_real_cache_of_40_images_equals_the_nearest_resized_mat_files(real_ccp_d
     np.testing.assert_array_equal(images[7], bilinear_resized(real_ccp_dir / "photos" / "0008.jpg", size))
     background_share = meta["train_class_pixel_counts"][0] / sum(meta["train_class_pixel_counts"])
     assert 0.6 < background_share < 0.9
+
+
+def test_real_kaggle_sample_gives_the_same_cache_as_the_original_layout(real_ccp_dir, kaggle_sample_dir,
+                                                                       tmp_path):
+    size = (62, 38)
+    original = read_cache(preprocess(real_ccp_dir, tmp_path / "original", size=size, limit=24, workers=2))
+    kaggle = read_cache(preprocess(kaggle_sample_dir, tmp_path / "kaggle", size=size, workers=2))
+    assert kaggle[2]["ids"] == original[2]["ids"] and kaggle[2]["source_layout"] == "kaggle"
+    np.testing.assert_array_equal(kaggle[1], original[1])
+    np.testing.assert_array_equal(kaggle[0], original[0])
+    assert kaggle[2]["class_names"][1:] == original[2]["class_names"][1:]
+    assert kaggle[2]["train_class_pixel_counts"] == original[2]["train_class_pixel_counts"]
