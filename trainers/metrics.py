@@ -55,7 +55,8 @@ def metrics_from_confusion(matrix: torch.Tensor | list[list[int]],
     per_class_accuracy hold None for absent classes. With class_names, iou_by_class_name maps each name
     to its IoU (None when absent).
     """
-    counts = torch.as_tensor(matrix, dtype=torch.float64, device="cpu")
+    # Moved to the CPU before the cast: MPS has no float64.
+    counts = torch.as_tensor(matrix).cpu().to(torch.float64)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {tuple(counts.shape)}")
     total = counts.sum()
