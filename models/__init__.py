@@ -39,7 +39,7 @@ def _build_unet(num_classes: int, pretrained: str, base_width: int = 70) -> UNet
 def _deeplabv3_entry(variant_name: str, description: str) -> ModelEntry:
     return ModelEntry(
         build=partial(build_deeplabv3, variant_name),
-        load_weights_file=partial(load_deeplabv3_weights_file, variant_name=variant_name),
+        load_weights_file=partial(load_deeplabv3_weights_file, variant_name),
         transfer_learning=True,
         # Adam at 1e-4 fine-tunes a pretrained backbone without wrecking its features in the first
         # epochs (the usual rate for fine-tuning segmentation networks with Adam); the trainer may give

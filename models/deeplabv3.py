@@ -63,7 +63,7 @@ def build_deeplabv3(variant_name: str, num_classes: int, pretrained: str = "none
     return model
 
 
-def load_deeplabv3_weights_file(model: DeepLabV3, variant_name: str, path: str | Path) -> None:
+def load_deeplabv3_weights_file(variant_name: str, model: DeepLabV3, path: str | Path) -> None:
     """Load a local state dict: a whole DeepLabV3 model (any class count: the final layer is replaced when it
     differs) or only its backbone, with or without the 'backbone.' prefix, or the torchvision ImageNet
     classification network the backbone comes from."""
