@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.io
 from PIL import Image
-from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout
+from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout, write_kaggle_layout
 
 from errors import run_cli
 from label_encoder import generate_palette
@@ -155,3 +155,10 @@ def test_real_kaggle_sample_gives_the_same_cache_as_the_original_layout(real_ccp
     np.testing.assert_array_equal(kaggle[0], original[0])
     assert kaggle[2]["class_names"][1:] == original[2]["class_names"][1:]
     assert kaggle[2]["train_class_pixel_counts"] == original[2]["train_class_pixel_counts"]
+
+
+def test_folder_with_both_layouts_uses_the_original_one(tmp_path):
+    root = write_ccp_layout(tmp_path / "both")
+    write_kaggle_layout(root, count=3)
+    _, labels, meta = read_cache(preprocess(root, tmp_path / "cache", size=SIZE, workers=1))
+    assert meta["source_layout"] == "ccp" and len(labels) == 6
