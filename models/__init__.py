@@ -54,8 +54,8 @@ MODEL_REGISTRY: dict[str, ModelEntry] = {
         build=_build_unet,
         load_weights_file=partial(load_weights_file, target="a U-net of the same base width and class count"),
         transfer_learning=False,
-        # Trained from scratch with BatchNorm after every convolution: Adam's standard 1e-3 is stable and
-        # ten times faster to learn than a fine-tuning rate.
+        # Trained from scratch with BatchNorm after every convolution: Adam's standard 1e-3 is stable here,
+        # and there are no pretrained features for a larger rate to destroy.
         default_learning_rate=1e-3,
         description="U-net from scratch (encoder widths w, 2w, 4w, 8w; bottleneck 16w; w = base_width)",
     ),
