@@ -21,13 +21,19 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
 
 
 def _first_sentence(text: str) -> str:
-    return re.split(r"\.\s|\n", text.strip(), maxsplit=1)[0].strip()
+    return re.split(r"\.\s|\n", text.strip(), maxsplit=1)[0].strip().rstrip(".")
 
 
 def _unpickler_complaint(error: pickle.UnpicklingError) -> str:
-    """The weights-only unpickler's own words (e.g. 'Unsupported global: GLOBAL os.system ...'), not
-    the generic advice around them."""
-    return _first_sentence(str(error).split("WeightsUnpickler error:", 1)[-1]) or type(error).__name__
+    """The weights-only unpickler's own words (e.g. 'Trying to load unsupported GLOBAL posix.system ...'),
+    without the generic advice that torch wraps around them."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    else:  # the first paragraph is torch's advice on weights_only; the reason follows it
+        paragraphs = [paragraph for paragraph in re.split(r"\n\s*\n", text) if paragraph.strip()]
+        text = paragraphs[1] if len(paragraphs) > 1 else text
+    return _first_sentence(text) or type(error).__name__
 
 
 def _unreadable(path: Path, reason: str) -> ClothVisionError:
