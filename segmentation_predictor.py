@@ -1,0 +1,110 @@
+"""A trained network rebuilt from its checkpoint alone, predicting class maps at each photo's own size."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from checkpoint import build_model_from_checkpoint, load_checkpoint
+from devices import resolve_device
+from errors import ClothVisionError
+from label_decoder import LabelDecoder
+from models import logits_of
+
+INFERENCE_KEYS = (
+    "model_name", "model_kwargs", "state_dict", "class_names", "palette", "image_size", "mean", "std",
+)
+# Upsampled logits are produced a band of rows at a time, at most this many values per band
+# (128 MiB in float32), so a 6000x4000 photo costs a bounded amount of memory, not 59x24M floats.
+MAX_BAND_VALUES = 2**25
+
+
+class SegmentationPredictor:
+    """Load a ClothVision checkpoint once, then predict any number of RGB images with it."""
+
+    def __init__(self, checkpoint_path: str | Path, device: str = "auto"):
+        self.checkpoint_path = Path(checkpoint_path)
+        checkpoint = load_checkpoint(self.checkpoint_path, map_location="cpu")
+        missing = [key for key in INFERENCE_KEYS if key not in checkpoint]
+        if missing:
+            raise ClothVisionError(f"checkpoint {self.checkpoint_path} lacks {', '.join(missing)}: "
+                                   "pass a checkpoint written by train.py")
+        # Also checks that class names and colours match one to one, naming the checkpoint if not.
+        self.decoder = LabelDecoder(checkpoint["class_names"], checkpoint["palette"],
+                                    source=f"checkpoint {self.checkpoint_path}")
+        self.model_name = checkpoint["model_name"]
+        self.image_size = tuple(int(side) for side in checkpoint["image_size"])
+        self.device = resolve_device(device)
+        try:
+            model = build_model_from_checkpoint(checkpoint)
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ClothVisionError(f"checkpoint {self.checkpoint_path}: its weights do not fit a "
+                                   f"'{self.model_name}' model ({reason}); pass a checkpoint "
+                                   "written by train.py") from None
+        self.model = model.to(self.device)
+        self.mean = torch.tensor(checkpoint["mean"], dtype=torch.float32, device=self.device).view(3, 1, 1)
+        self.std = torch.tensor(checkpoint["std"], dtype=torch.float32, device=self.device).view(3, 1, 1)
+
+    @torch.inference_mode()
+    def predict(self, image: Image.Image) -> np.ndarray:
+        """HxW uint8 class indices at image's own size, for an RGB PIL image of any size."""
+        height, width = self.image_size
+        # The model always sees the training size, so its memory does not grow with the photo;
+        # PIL's bilinear resize averages over the whole footprint when shrinking, like preprocess.py.
+        resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))
+        pixels = torch.from_numpy(resized.copy()).to(self.device).permute(2, 0, 1).float().div_(255)
+        batch = ((pixels - self.mean) / self.std).unsqueeze(0)
+        logits = logits_of(self.model(batch))[0].float()
+        return upsampled_argmax(logits, image.height, image.width)
+
+
+def _source_indices(output_size: int, input_size: int, device: torch.device):
+    """For each output row (or column): the input rows it lies between (before, after) and the weight
+    of the one after, exactly as F.interpolate computes them for bilinear, align_corners=False."""
+    scale = input_size / output_size
+    positions = torch.arange(output_size, dtype=torch.float64, device=device)
+    source = ((positions + 0.5) * scale - 0.5).clamp(min=0)
+    before = source.floor().long().clamp(max=input_size - 1)
+    after = (before + 1).clamp(max=input_size - 1)
+    return before, after, (source - before).float()
+
+
+def upsampled_argmax(logits: torch.Tensor, height: int, width: int,
+                     max_band_values: int = MAX_BAND_VALUES) -> np.ndarray:
+    """argmax over classes of the logits (C x h x w) resized bilinearly to height x width, as uint8.
+
+    Equal to F.interpolate(logits, (height, width), mode="bilinear").argmax(0) without building the
+    C x height x width tensor. Interpolating scores before the argmax gives smooth class boundaries,
+    where resizing the argmax map would give blocks of the model's pixel size on large photos.
+    A blend of score vectors that all rank class k first ranks k first too, so an output pixel whose
+    four source pixels agree takes their class directly; only pixels along class boundaries are
+    blended, a band of rows at a time so that even a map that is all boundary stays within memory.
+    """
+    classes = logits.shape[0]
+    coarse = logits.argmax(0).to(torch.uint8)
+    # One pixel's class scores side by side in memory: boundary pixels gather whole score vectors.
+    scores = logits.permute(1, 2, 0).contiguous()
+    top_row, bottom_row, bottom_weight = _source_indices(height, logits.shape[1], logits.device)
+    left_column, right_column, right_weight = _source_indices(width, logits.shape[2], logits.device)
+    rows_per_band = max(1, max_band_values // (classes * width))
+    prediction = np.empty((height, width), dtype=np.uint8)
+    for first_row in range(0, height, rows_per_band):
+        band = slice(first_row, min(first_row + rows_per_band, height))
+        above, below = coarse[top_row[band]], coarse[bottom_row[band]]
+        corners = (above[:, left_column], above[:, right_column],
+                   below[:, left_column], below[:, right_column])
+        band_prediction = corners[0].clone()
+        boundary = (corners[0] != corners[1]) | (corners[0] != corners[2]) | (corners[0] != corners[3])
+        band_rows, columns = boundary.nonzero(as_tuple=True)
+        if band_rows.numel():
+            rows, left, right = band_rows + first_row, left_column[columns], right_column[columns]
+            top_scores = torch.lerp(scores[top_row[rows], left], scores[top_row[rows], right],
+                                    right_weight[columns, None])
+            bottom_scores = torch.lerp(scores[bottom_row[rows], left], scores[bottom_row[rows], right],
+                                       right_weight[columns, None])
+            blended = torch.lerp(top_scores, bottom_scores, bottom_weight[rows, None])
+            band_prediction[band_rows, columns] = blended.argmax(1).to(torch.uint8)
+        prediction[band] = band_prediction.cpu().numpy()
+    return prediction
