@@ -227,15 +227,15 @@ def test_weights_file_with_wrong_shapes_names_them(tmp_path):
 
 def test_unreadable_or_missing_weights_files_are_one_line_errors(tmp_path):
     with pytest.raises(ClothVisionError, match="absent.pt not found"):
-        get_model("unet", NUM_CLASSES, weights_file=tmp_path / "absent.pt")
+        get_model("unet", NUM_CLASSES, weights_file=tmp_path / "absent.pt", base_width=2)
     not_a_state_dict = save_state_dict(tmp_path / "list.pt", [1, 2, 3])
     with pytest.raises(ClothVisionError, match="list.pt holds no state dict"):
-        get_model("unet", NUM_CLASSES, weights_file=not_a_state_dict)
+        get_model("unet", NUM_CLASSES, weights_file=not_a_state_dict, base_width=2)
     arbitrary_pickle = tmp_path / "object.pt"
     torch.save({"weights": Path("object")}, arbitrary_pickle)
     with pytest.raises(ClothVisionError, match="object.pt cannot be read as a weights-only torch file"):
-        get_model("unet", NUM_CLASSES, weights_file=arbitrary_pickle)
+        get_model("unet", NUM_CLASSES, weights_file=arbitrary_pickle, base_width=2)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(ClothVisionError, match="garbage.pt cannot be read"):
-        get_model("unet", NUM_CLASSES, weights_file=garbage)
+        get_model("unet", NUM_CLASSES, weights_file=garbage, base_width=2)
