@@ -1,0 +1,431 @@
+"""ModelTrainer: the one training loop of the project.
+
+Per epoch: train on the train split (horizontal flips), evaluate the whole val split from one confusion
+matrix, step ReduceLROnPlateau on the val loss, ask the EarlyStopper, append a history row, save the
+best checkpoint (highest val mIoU) and the last one (for --resume). After the last epoch the best
+checkpoint is evaluated on the test split.
+
+Choices worth knowing:
+- The best checkpoint is the epoch of highest val mIoU, the metric the project reports; the scheduler
+  and the early stopper follow the val loss, as in the original project.
+- Losses over a split are sum(weight × pixel loss) / sum(weight) over all its pixels, the same
+  weighted mean CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
+- Every rank seeds torch identically and consumes random numbers identically, so the RNG state rank 0
+  saves is every rank's, and a resumed run continues exactly where the interrupted one stopped.
+- The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only
+  run it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from atomic_files import atomic_write_text
+from checkpoint import load_checkpoint, save_checkpoint
+from dataset import Cache, DeviceBatchLoader
+from early_stopper import EarlyStopper
+from errors import ClothVisionError
+from trainers.distributed import (
+    SINGLE_PROCESS,
+    DistributedContext,
+    all_reduce_sum,
+    copy_buffers_from_rank_zero,
+    decision_of_rank_zero,
+    wait_for_all_processes,
+)
+from trainers.metrics import ConfusionMatrix
+
+CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
+# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
+# class covering every pixel and 50.5 for a very rare one.
+LOG_FREQUENCY_OFFSET = 1.02
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
+# The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
+# the GPU queue full.
+PROGRESS_REFRESH_STEPS = 10
+LR_SCHEDULER_PATIENCE = 3
+LR_SCHEDULER_FACTOR = 0.1
+
+
+@dataclass
+class TrainingOptions:
+    """Everything about a run that is not the model or the data; saved as the checkpoint's 'args'."""
+
+    epochs: int = 32
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    class_weights: str = "none"
+    seed: int = 0
+    patience: int = 7
+    min_delta: float = 0.0
+    max_loss_diff: float = float("inf")
+    compile_model: bool = False
+    sync_batchnorm: bool = False
+    backbone_lr_factor: float = 0.1
+    freeze_backbone_epochs: int = 0
+    show_progress: bool = True
+
+
+def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Tensor | None:
+    """Per-class loss weights; None means unweighted.
+
+    Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
+    would only add a term that grows as the model grows confident about everything else.
+    """
+    if scheme == "none":
+        return None
+    if scheme != "inverse-log-freq":
+        raise ClothVisionError(
+            f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}"
+        )
+    counts = torch.tensor(pixel_counts, dtype=torch.float64)
+    weights = 1.0 / torch.log(LOG_FREQUENCY_OFFSET + counts / counts.sum())
+    return torch.where(counts > 0, weights, 0.0).float()
+
+
+def write_history_csv(history: list[dict], path: Path) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return atomic_write_text(path, buffer.getvalue())
+
+
+class ModelTrainer:
+    """Trains a model whose forward pass returns logits N×C×H×W."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        model_name: str,
+        model_kwargs: dict,
+        cache: Cache,
+        device: torch.device,
+        output_dir: str | Path,
+        options: TrainingOptions,
+        distributed: DistributedContext = SINGLE_PROCESS,
+        run_arguments: dict | None = None,
+    ):
+        self.model_name, self.model_kwargs = model_name, dict(model_kwargs)
+        self.cache, self.meta, self.class_names = cache, cache.meta, cache.class_names
+        self.device, self.options, self.distributed = device, options, distributed
+        self.output_dir = Path(output_dir)
+        self.run_arguments = asdict(options) if run_arguments is None else run_arguments
+        if distributed.enabled and options.sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
+        self.forward_module = torch.compile(self.model) if options.compile_model else self.model
+        self.training_network: nn.Module = self.forward_module
+        self.optimizer = torch.optim.Adam(self.parameter_groups())
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", patience=LR_SCHEDULER_PATIENCE, factor=LR_SCHEDULER_FACTOR
+        )
+        self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
+        weights = class_weights_from_counts(self.meta["train_class_pixel_counts"], options.class_weights)
+        self.class_weights = None if weights is None else weights.to(device)
+        self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum")
+        # Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64.
+        self.accumulator_dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.loaders = {
+            split: DeviceBatchLoader(
+                cache,
+                split,
+                options.batch_size,
+                device,
+                shuffle=split == "train",
+                augment=split == "train",
+                seed=options.seed,
+                rank=distributed.rank,
+                world_size=distributed.world_size,
+                drop_last=split == "train",
+            )
+            for split in ("train", "val", "test")
+        }
+        self.history: list[dict] = []
+        self.best_epoch = 0
+        self.wrap_for_training()
+
+    # --- what TransferLearningTrainer overrides -------------------------------------------------------
+
+    def logits_of(self, output) -> torch.Tensor:
+        return output
+
+    def parameter_groups(self) -> list[dict]:
+        """Adam's parameter groups; the first group's learning rate is the one the history reports."""
+        return [{"params": list(self.model.parameters()), "lr": self.options.learning_rate}]
+
+    def prepare_epoch(self, epoch: int) -> None:
+        """Called before each training epoch (1-based)."""
+
+    def set_training_mode(self) -> None:
+        self.training_network.train()
+
+    # --- the loop -------------------------------------------------------------------------------------
+
+    def wrap_for_training(self) -> None:
+        """Wrap for DistributedDataParallel, which registers the parameters that require gradients now:
+        call again whenever that set changes."""
+        if self.distributed.enabled:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.training_network = DistributedDataParallel(self.forward_module, device_ids=device_ids)
+
+    @property
+    def best_checkpoint_path(self) -> Path:
+        return self.output_dir / f"{self.model_name}.pt"
+
+    @property
+    def last_checkpoint_path(self) -> Path:
+        return self.output_dir / f"{self.model_name}_last.pt"
+
+    def log(self, message: str) -> None:
+        if self.distributed.is_main:
+            tqdm.write(message)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def loss_weight_of(self, labels: torch.Tensor) -> torch.Tensor:
+        """The denominator of CrossEntropyLoss's weighted mean for these labels."""
+        if self.class_weights is None:
+            return torch.full((), labels.numel(), dtype=self.accumulator_dtype, device=labels.device)
+        return self.class_weights[labels].sum(dtype=self.accumulator_dtype)
+
+    def train_one_epoch(self, epoch: int) -> dict:
+        """One pass over this rank's share of the train split; loss and pixel accuracy over all ranks."""
+        self.set_training_mode()
+        loader = self.loaders["train"]
+        loader.set_epoch(epoch)
+        # loss sum, loss weight, correct pixels, pixels: one tensor, one all-reduce.
+        totals = torch.zeros(4, dtype=self.accumulator_dtype, device=self.device)
+        progress = tqdm(
+            loader,
+            total=len(loader),
+            desc=f"{self.model_name} epoch {epoch}/{self.options.epochs}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=None if self.distributed.is_main and self.options.show_progress else True,
+        )
+        for step, (images, labels) in enumerate(progress, start=1):
+            with self.autocast():
+                logits = self.logits_of(self.training_network(self.prepare_images(images)))
+            loss_sum = self.criterion(logits.float(), labels)
+            loss_weight = self.loss_weight_of(labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss_sum / loss_weight).backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                totals += torch.stack(
+                    [
+                        loss_sum.detach().to(totals.dtype),
+                        loss_weight,
+                        (logits.argmax(dim=1) == labels).sum().to(totals.dtype),
+                        torch.full((), labels.numel(), dtype=totals.dtype, device=self.device),
+                    ]
+                )
+            if step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader):
+                progress.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
+        progress.close()
+        loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
+        return {"loss": loss_sum / loss_weight, "accuracy": correct / pixels}
+
+    def evaluate(self, split: str) -> dict:
+        """Loss and confusion-matrix metrics over the whole split (all ranks' shares together)."""
+        copy_buffers_from_rank_zero(self.model)
+        self.forward_module.eval()
+        confusion = ConfusionMatrix(len(self.class_names), self.device)
+        totals = torch.zeros(2, dtype=self.accumulator_dtype, device=self.device)
+        # no_grad rather than inference_mode: tensors a compiled graph caches under inference_mode could
+        # not be used by the training graph afterwards.
+        with torch.no_grad():
+            for images, labels in self.loaders[split]:
+                with self.autocast():
+                    logits = self.logits_of(self.forward_module(self.prepare_images(images))).float()
+                totals += torch.stack(
+                    [self.criterion(logits, labels).to(totals.dtype), self.loss_weight_of(labels)]
+                )
+                confusion.update(logits.argmax(dim=1), labels)
+        loss_sum, loss_weight = all_reduce_sum(totals).tolist()
+        confusion.reduce_across_processes()
+        metrics = confusion.compute(self.class_names)
+        metrics["loss"] = loss_sum / loss_weight
+        metrics["confusion_matrix"] = confusion.matrix.cpu()
+        return metrics
+
+    def fit(self, start_epoch: int = 1) -> None:
+        """Train from start_epoch through options.epochs, or until the early stopper says so."""
+        stopped = self.early_stopper.bad_epochs >= self.early_stopper.patience
+        for epoch in range(start_epoch, self.options.epochs + 1):
+            if stopped:
+                break
+            started = time.perf_counter()
+            self.prepare_epoch(epoch)
+            learning_rate = self.optimizer.param_groups[0]["lr"]
+            train_metrics = self.train_one_epoch(epoch)
+            val_metrics = self.evaluate("val")
+            self.scheduler.step(val_metrics["loss"])
+            stopped = decision_of_rank_zero(
+                self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
+            )
+            self.history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_metrics["loss"],
+                    "train_acc": train_metrics["accuracy"],
+                    "val_loss": val_metrics["loss"],
+                    "val_acc": val_metrics["pixel_accuracy"],
+                    "val_miou": val_metrics["miou"],
+                    "lr": learning_rate,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            improved = (
+                self.best_epoch == 0 or val_metrics["miou"] > self.history[self.best_epoch - 1]["val_miou"]
+            )
+            if improved:
+                self.best_epoch = epoch
+            if self.distributed.is_main:
+                self.save_epoch(epoch, val_metrics, improved)
+            self.log(self.epoch_summary(self.history[-1], improved, stopped))
+
+    def epoch_summary(self, row: dict, improved: bool, stopped: bool) -> str:
+        return (
+            f"{self.model_name} epoch {row['epoch']}/{self.options.epochs}: "
+            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} mIoU {row['val_miou']:.4f} | "
+            f"lr {row['lr']:.1e} | {row['seconds']:.1f} s"
+            + (" | best so far" if improved else "")
+            + (" | early stop" if stopped else "")
+        )
+
+    def save_epoch(self, epoch: int, val_metrics: dict, improved: bool) -> None:
+        """Best checkpoint first, then the last one: a crash between the two resumes from the previous
+        epoch and redoes this one, instead of resuming with a best checkpoint that was never written."""
+        checkpoint = self.checkpoint(epoch, val_metrics)
+        if improved:
+            save_checkpoint(self.best_checkpoint_path, checkpoint)
+        save_checkpoint(self.last_checkpoint_path, checkpoint)
+        write_history_csv(self.history, self.output_dir / f"{self.model_name}.csv")
+
+    def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
+        """The CONTRACTS checkpoint: plain values and tensors only, loadable with weights_only=True."""
+        rng = {"torch": torch.get_rng_state(), "loader": {"seed": self.loaders["train"].seed}}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model_name": self.model_name,
+            "model_kwargs": self.model_kwargs,
+            "state_dict": self.model.state_dict(),
+            "class_names": self.class_names,
+            "palette": self.meta["palette"],
+            "image_size": self.meta["image_size"],
+            "mean": self.meta["mean"],
+            "std": self.meta["std"],
+            "epoch": epoch,
+            "best_epoch": self.best_epoch,
+            "metrics": val_metrics,
+            "history": self.history,
+            "args": self.run_arguments,
+            "cache_format_version": self.meta["format_version"],
+            "split_ids": {split: loader.ids for split, loader in self.loaders.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "early_stopper": self.early_stopper.state_dict(),
+            "rng": rng,
+        }
+
+    def check_resumable(self, checkpoint: dict, path: Path) -> None:
+        """Refuse a checkpoint of another model, class list, image size or split of the cache."""
+        found_classes = checkpoint["class_names"]
+        if checkpoint["model_name"] != self.model_name:
+            problem = f"it is a {checkpoint['model_name']} checkpoint, not {self.model_name}"
+        elif len(found_classes) != len(self.class_names):
+            problem = f"it has {len(found_classes)} classes, this cache has {len(self.class_names)}"
+        elif found_classes != self.class_names:
+            problem = "its class names differ from this cache's"
+        elif checkpoint["model_kwargs"] != self.model_kwargs:
+            problem = f"its model arguments are {checkpoint['model_kwargs']}, this run's {self.model_kwargs}"
+        elif list(checkpoint["image_size"]) != list(self.meta["image_size"]):
+            problem = (
+                f"its image size is {checkpoint['image_size']}, this cache's is {self.meta['image_size']}"
+            )
+        elif checkpoint["split_ids"] != {split: loader.ids for split, loader in self.loaders.items()}:
+            problem = "it was trained on another train/val/test split than this cache's"
+        else:
+            return
+        raise ClothVisionError(
+            f"cannot resume from {path}: {problem}; train without --resume, pass the cache and "
+            f"options of that run, or delete {path}"
+        )
+
+    def resume(self) -> int:
+        """Restore model, optimizer, scheduler, early stopper, history and RNG from the last checkpoint;
+        return the epoch to continue at."""
+        path = self.last_checkpoint_path
+        if not path.is_file():
+            raise ClothVisionError(
+                f"cannot resume {self.model_name}: {path} not found; train without --resume, "
+                "or pass the --out folder of the interrupted run"
+            )
+        checkpoint = load_checkpoint(path)
+        self.check_resumable(checkpoint, path)
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.early_stopper.load_state_dict(checkpoint["early_stopper"])
+        self.history = list(checkpoint["history"])
+        self.best_epoch = checkpoint["best_epoch"]
+        self.loaders["train"].seed = checkpoint["rng"]["loader"]["seed"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        if self.device.type == "cuda" and "cuda" in checkpoint["rng"]:
+            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
+        self.log(f"{self.model_name}: resuming after epoch {checkpoint['epoch']} from {path}")
+        return checkpoint["epoch"] + 1
+
+    def test(self) -> dict:
+        """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""
+        wait_for_all_processes()
+        self.model.load_state_dict(load_checkpoint(self.best_checkpoint_path)["state_dict"])
+        metrics = self.evaluate("test")
+        report = {
+            "model_name": self.model_name,
+            "checkpoint": str(self.best_checkpoint_path),
+            "best_epoch": self.best_epoch,
+            "split": "test",
+            "num_images": len(self.loaders["test"].ids),
+            "loss": metrics["loss"],
+            "pixel_accuracy": metrics["pixel_accuracy"],
+            "mean_accuracy": metrics["mean_accuracy"],
+            "miou": metrics["miou"],
+            "fw_iou": metrics["fw_iou"],
+            "per_class_iou": metrics["iou_by_class_name"],
+            "confusion_matrix": metrics["confusion_matrix"].tolist(),
+        }
+        if self.distributed.is_main:
+            atomic_write_text(
+                self.output_dir / f"{self.model_name}_test.json", json.dumps(report, indent=1) + "\n"
+            )
+            self.log(
+                f"{self.model_name} test (best epoch {self.best_epoch}): pixel accuracy "
+                f"{report['pixel_accuracy']:.4f}, mean accuracy {report['mean_accuracy']:.4f}, "
+                f"mIoU {report['miou']:.4f}, fw-IoU {report['fw_iou']:.4f}"
+            )
+        return report

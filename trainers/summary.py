@@ -1,0 +1,47 @@
+"""summary.md: one row per trained model, the numbers a reader compares first."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from atomic_files import atomic_write_text
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What one model's run reached; test numbers come from its best checkpoint on the test split."""
+
+    model_name: str
+    parameters: int
+    epochs_run: int
+    best_epoch: int
+    best_val_miou: float
+    test_pixel_accuracy: float
+    test_miou: float
+    test_fw_iou: float
+    seconds_per_epoch: float
+
+
+HEADER = (
+    "| model | parameters | epochs run | best val mIoU (epoch) | test pixel acc | test mIoU | test fw-IoU "
+    "| seconds / epoch |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+)
+
+
+def summary_markdown(summaries: list[ModelSummary]) -> str:
+    rows = [
+        f"| {item.model_name} | {item.parameters / 1e6:.2f} M | {item.epochs_run} "
+        f"| {item.best_val_miou:.4f} ({item.best_epoch}) | {item.test_pixel_accuracy:.4f} "
+        f"| {item.test_miou:.4f} "
+        f"| {item.test_fw_iou:.4f} | {item.seconds_per_epoch:.1f} |\n"
+        for item in summaries
+    ]
+    return (
+        "# Training summary\n\nTest metrics are those of each model's best checkpoint (highest val mIoU) on "
+        "the test split; mIoU averages the classes present in that split's ground truth.\n\n"
+        + HEADER
+        + "".join(rows)
+    )
+
+
+def write_summary(summaries: list[ModelSummary], path: str | Path) -> Path:
+    return atomic_write_text(path, summary_markdown(summaries))

@@ -1,0 +1,47 @@
+"""TransferLearningTrainer: ModelTrainer for torchvision's DeepLabV3 models with a pretrained backbone.
+
+It changes only what transfer learning changes: the model returns {'out': logits}; the pretrained
+backbone learns at a fraction of the new head's rate (backbone_lr_factor), so the first large updates
+of a randomly initialised head do not wreck features learnt on ImageNet; and the backbone can stay
+frozen for the first freeze_backbone_epochs epochs while the head settles.
+"""
+
+import torch
+
+from trainers.model_trainer import ModelTrainer
+
+
+class TransferLearningTrainer(ModelTrainer):
+    """For models with `.backbone` and `.classifier` whose forward pass returns {'out': logits}."""
+
+    backbone_frozen = False
+
+    def logits_of(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
+        return output["out"]
+
+    def parameter_groups(self) -> list[dict]:
+        """The head first (its rate is the one the history reports), then the backbone at a lower rate."""
+        backbone_ids = {id(parameter) for parameter in self.model.backbone.parameters()}
+        head = [parameter for parameter in self.model.parameters() if id(parameter) not in backbone_ids]
+        return [
+            {"params": head, "lr": self.options.learning_rate},
+            {
+                "params": list(self.model.backbone.parameters()),
+                "lr": self.options.learning_rate * self.options.backbone_lr_factor,
+            },
+        ]
+
+    def prepare_epoch(self, epoch: int) -> None:
+        frozen = epoch <= self.options.freeze_backbone_epochs
+        if frozen != self.backbone_frozen:
+            self.backbone_frozen = frozen
+            # Frozen parameters get no gradient, so Adam leaves them (and their moments) untouched.
+            self.model.backbone.requires_grad_(not frozen)
+            self.wrap_for_training()
+            self.log(f"{self.model_name}: backbone {'frozen' if frozen else 'trainable'} from epoch {epoch}")
+
+    def set_training_mode(self) -> None:
+        super().set_training_mode()
+        if self.backbone_frozen:
+            # A frozen backbone keeps its BatchNorm statistics too, as it would at inference.
+            self.model.backbone.eval()
