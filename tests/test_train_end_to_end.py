@@ -1,0 +1,134 @@
+"""train.py end to end on tiny caches: every registered model, every file it writes, and their agreement."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from training_runs import build_cache, run_train
+
+from checkpoint import load_checkpoint
+from models import MODEL_NAMES
+from preprocess import preprocess
+from train import evaluate_checkpoint
+from trainers.metrics import metrics_from_confusion
+from trainers.model_trainer import HISTORY_COLUMNS
+
+EPOCHS = 2
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+REQUIRED_CHECKPOINT_KEYS = {
+    "format",
+    "format_version",
+    "model_name",
+    "model_kwargs",
+    "state_dict",
+    "class_names",
+    "palette",
+    "image_size",
+    "mean",
+    "std",
+    "epoch",
+    "best_epoch",
+    "metrics",
+    "history",
+    "args",
+    "cache_format_version",
+    "split_ids",
+    "optimizer",
+    "scheduler",
+    "early_stopper",
+    "rng",
+}
+
+
+@pytest.fixture(scope="module")
+def all_models_run(tmp_path_factory):
+    """One `--model all` run: two epochs of every model on the same 12-image cache."""
+    root = tmp_path_factory.mktemp("all_models")
+    cache_dir = build_cache(root)
+    results = run_train(
+        model="all", data=cache_dir, out=root / "results", epochs=EPOCHS, class_weights="inverse-log-freq"
+    )
+    return cache_dir, root / "results", results
+
+
+def read_history(path):
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, [{key: float(value) for key, value in row.items()} for row in reader]
+
+
+def check_test_report(report: dict, class_names: list[str], test_pixels: int) -> None:
+    """The test JSON's numbers are exactly those of the confusion matrix it carries."""
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (len(class_names), len(class_names))
+    assert matrix.sum() == test_pixels
+    recomputed = metrics_from_confusion(report["confusion_matrix"], class_names)
+    for key in ("pixel_accuracy", "mean_accuracy", "miou", "fw_iou"):
+        assert report[key] == pytest.approx(recomputed[key], abs=1e-12)
+    assert report["per_class_iou"] == recomputed["iou_by_class_name"]
+    assert list(report["per_class_iou"]) == class_names
+    absent = matrix.sum(axis=1) == 0
+    assert [iou is None for iou in report["per_class_iou"].values()] == absent.tolist()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_file_of_every_model_agrees(all_models_run, name):
+    _, out, results = all_models_run
+    columns, history = read_history(out / f"{name}.csv")
+    assert tuple(columns) == HISTORY_COLUMNS
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history == [{key: float(value) for key, value in row.items()} for row in results[name]["history"]]
+
+    raw = torch.load(out / f"{name}.pt", weights_only=True)
+    assert set(raw) >= REQUIRED_CHECKPOINT_KEYS
+    assert not any(key.startswith(("module.", "_orig_mod.")) for key in raw["state_dict"])
+    best, last = load_checkpoint(out / f"{name}.pt"), load_checkpoint(out / f"{name}_last.pt")
+    best_epoch = 1 + int(np.argmax([row["val_miou"] for row in history]))
+    assert (best["epoch"], best["best_epoch"]) == (best_epoch, best_epoch)
+    assert (last["epoch"], last["best_epoch"]) == (EPOCHS, best_epoch)
+    assert best["metrics"]["miou"] == history[best_epoch - 1]["val_miou"]
+    assert last["history"] == results[name]["history"]
+    assert best["args"]["class_weights"] == "inverse-log-freq" and best["model_name"] == name
+
+    report = json.loads((out / f"{name}_test.json").read_text())
+    height, width = best["image_size"]
+    check_test_report(report, best["class_names"], len(best["split_ids"]["test"]) * height * width)
+    assert report["best_epoch"] == best_epoch
+    assert report == results[name]["test"]
+    assert (out / f"{name}.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("name", ["unet", "mobilenetv3"])
+def test_best_checkpoint_alone_reproduces_its_val_metrics(all_models_run, name):
+    """The saved weights are those that scored the best epoch's val metrics (on the two fastest models)."""
+    cache_dir, out, _ = all_models_run
+    best = load_checkpoint(out / f"{name}.pt")
+    val_again = evaluate_checkpoint(out / f"{name}.pt", cache_dir, "val", device="cpu", batch_size=1)
+    assert torch.equal(val_again["confusion_matrix"], best["metrics"]["confusion_matrix"])
+    assert val_again["loss"] == pytest.approx(best["metrics"]["loss"], rel=1e-5)
+
+
+def test_comparison_and_summary_cover_every_model(all_models_run):
+    _, out, results = all_models_run
+    assert (out / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
+    rows = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert [row.split("|")[1].strip() for row in rows] == list(MODEL_NAMES)
+    for row, name in zip(rows, MODEL_NAMES, strict=True):
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        report = results[name]["test"]
+        assert cells[2] == str(EPOCHS)
+        assert cells[4:7] == [f"{report[key]:.4f}" for key in ("pixel_accuracy", "miou", "fw_iou")]
+
+
+def test_unet_learns_on_real_photos(real_ccp_dir, tmp_path):
+    """24 real CCP photos at 64x48: the train loss falls and every file is consistent."""
+    cache_dir = preprocess(real_ccp_dir, tmp_path / "cache", size=(64, 48), limit=24, workers=1)
+    results = run_train(model="unet", data=cache_dir, out=tmp_path / "results", epochs=EPOCHS)
+    history = results["unet"]["history"]
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    checkpoint = load_checkpoint(tmp_path / "results" / "unet.pt")
+    assert checkpoint["class_names"][0] == "null" and len(checkpoint["class_names"]) == 59
+    report = json.loads((tmp_path / "results" / "unet_test.json").read_text())
+    check_test_report(report, checkpoint["class_names"], len(checkpoint["split_ids"]["test"]) * 64 * 48)
