@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from atomic_files import atomic_write
@@ -35,14 +36,20 @@ def new_figure(show: bool, **figure_options) -> Figure:
     return Figure(**figure_options)
 
 
-def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write figure to path atomically, in the format its extension names."""
+def figure_format(path: str | Path) -> str:
+    """The file format that path's extension names; checked before any drawing is spent on it."""
     path = Path(path)
     file_format = path.suffix.lower().lstrip(".")
-    supported = figure.canvas.get_supported_filetypes()
+    supported = FigureCanvasBase.get_supported_filetypes()
     if file_format not in supported:
         raise ClothVisionError(f"cannot save a figure as {path}: use one of the extensions "
                                f"{', '.join('.' + name for name in sorted(supported))}")
+    return file_format
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write figure to path atomically, in the format its extension names."""
+    file_format = figure_format(path)
     return atomic_write(path, lambda temporary: figure.savefig(temporary, format=file_format, dpi=dpi))
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from checkpoint import load_checkpoint
 from devices import DEVICE_CHOICES
 from errors import ClothVisionError, run_cli
-from figures import display_available, finish_figure, new_figure
+from figures import display_available, figure_format, finish_figure, new_figure
 from image_io import UnreadableImageError, read_rgb_image, write_png
 from label_decoder import LabelDecoder
 from label_encoder import LabelEncoder
@@ -46,7 +46,8 @@ BACKGROUND_CLASS = 0
 OUTPUT_KINDS = ("mask", "overlay", "classes")
 PANEL_WIDTH_INCHES = 3.6
 LEGEND_ENTRY_WIDTH_INCHES = 1.3
-LEGEND_ROW_HEIGHT_INCHES = 0.26
+LEGEND_ROW_HEIGHT_INCHES = 0.22
+TITLES_HEIGHT_INCHES = 0.6
 
 
 def find_dataset_label(image_file: str | Path) -> Path | None:
@@ -86,9 +87,10 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
     # Tall photos get tall panels, odd shapes (a 1-pixel strip) stay readable.
     panel_height = min(max(PANEL_WIDTH_INCHES * image.height / image.width, 1.5), 2.2 * PANEL_WIDTH_INCHES)
     figure_width = PANEL_WIDTH_INCHES * max(len(panels), 2)
-    legend_columns = max(1, min(len(shown_classes), int(figure_width // LEGEND_ENTRY_WIDTH_INCHES)))
-    legend_rows = math.ceil(len(shown_classes) / legend_columns)
-    figure_height = panel_height + 0.8 + LEGEND_ROW_HEIGHT_INCHES * legend_rows
+    # As few legend rows as fit the width, filled evenly (9 classes: 5 + 4, not 8 + 1).
+    legend_rows = math.ceil(len(shown_classes) / max(1, int(figure_width // LEGEND_ENTRY_WIDTH_INCHES)))
+    legend_columns = math.ceil(len(shown_classes) / legend_rows)
+    figure_height = panel_height + TITLES_HEIGHT_INCHES + LEGEND_ROW_HEIGHT_INCHES * legend_rows
     figure = new_figure(show, figsize=(figure_width, figure_height), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axis, (panel_title, pixels) in zip(axes, panels, strict=True):
@@ -114,6 +116,8 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path = DEFAULT_CHE
     photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. show=None shows the figure
     only where a display exists; save_to writes it (.png, .pdf, .svg, ...).
     """
+    if save_to is not None:
+        figure_format(save_to)
     image = read_rgb_image(image_file)
     predictor = SegmentationPredictor(checkpoint, device)
     decoder = predictor.decoder
