@@ -1,0 +1,1 @@
+"""Measurements behind bench.py and the study scripts: timing, the original project's methods, FLOP counts."""
