@@ -323,10 +323,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--size", nargs=2, type=positive_int, default=list(DEFAULT_SIZE), metavar=("H", "W"),
                         help="height and width every image and label is resized to")
     parser.add_argument("--limit", type=positive_int, default=None,
-                        help="use only the first N annotated images by id (quick experiments)")
+                        help="use only the first N annotated images by id, for quick experiments (None: all)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/val/test split")
     parser.add_argument("--workers", type=positive_int, default=None,
-                        help="parallel processes (default: every CPU core available)")
+                        help="parallel processes (None: one per CPU core available)")
     parser.add_argument("--download", action="store_true",
                         help="first download the dataset into --data unless it is already there")
     parser.add_argument("--url", default=DEFAULT_URL, help="zip archive of the CCP repository for --download")
