@@ -1,0 +1,131 @@
+"""train.py under torchrun on CPU (Gloo): sharded metrics equal one process's, resume, and a dying rank."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from training_runs import REPO_ROOT, TINY_RUN_FLAGS, build_cache, script_environment
+
+from checkpoint import load_checkpoint
+from errors import ClothVisionError
+from train import evaluate_checkpoint
+from trainers.distributed import SINGLE_PROCESS, DistributedContext, detect_distributed
+
+PROCESSES = 2
+# torchrun's agent notices a dead worker within its monitor interval and stops the others; 60 s leaves
+# room for a loaded machine.
+DEAD_RANK_DEADLINE_SECONDS = 60
+
+
+def torchrun_command(*arguments: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={PROCESSES}",
+        str(REPO_ROOT / "train.py"),
+        *TINY_RUN_FLAGS,
+        "--batch-size",
+        "2",
+        *arguments,
+    ]
+
+
+def history_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def worker_with_rank(launcher_pid: int, rank: int) -> int:
+    """The pid of the torchrun worker process that has RANK=rank."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if parent == launcher_pid and f"RANK={rank}".encode() in environment:
+            return int(entry.name)
+    raise AssertionError(f"no worker with RANK={rank} under pid {launcher_pid}")
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({}, SINGLE_PROCESS),
+        ({"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, DistributedContext(1, 4, 1)),
+        ({"RANK": "9", "WORLD_SIZE": "16", "LOCAL_RANK": "1"}, DistributedContext(9, 16, 1)),
+    ],
+)
+def test_detects_the_launcher_environment(environment, expected):
+    assert detect_distributed(environment) == expected
+
+
+@pytest.mark.parametrize("environment", [{"RANK": "x", "WORLD_SIZE": "2"}, {"RANK": "2", "WORLD_SIZE": "2"}])
+def test_refuses_an_inconsistent_launcher_environment(environment):
+    with pytest.raises(ClothVisionError, match="torchrun"):
+        detect_distributed(environment)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
+def test_torchrun_trains_resumes_and_ends_when_a_rank_dies(tmp_path):
+    # 17 images: train/val/test 11/3/3, so the ranks' val and test shards differ in size (2 and 1).
+    cache_dir = build_cache(tmp_path, count=17)
+    out = tmp_path / "results"
+    common = ["--model", "unet", "--data", str(cache_dir), "--out", str(out)]
+
+    first = subprocess.run(
+        torchrun_command(*common, "--epochs", "1"),
+        env=script_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "unet.csv",
+        "unet.png",
+        "unet.pt",
+        "unet_last.pt",
+        "unet_test.json",
+    ]
+    assert first.stdout.count("unet epoch 1/1:") == 1  # rank 0 alone prints
+    assert len(history_rows(out / "unet.csv")) == 1
+    # Metrics summed over the ranks' shards equal one process evaluating the saved weights on the whole split.
+    best = load_checkpoint(out / "unet.pt")
+    single_val = evaluate_checkpoint(out / "unet.pt", cache_dir, "val", device="cpu")
+    assert torch.equal(single_val["confusion_matrix"], best["metrics"]["confusion_matrix"])
+    assert single_val["loss"] == pytest.approx(best["metrics"]["loss"], rel=1e-5)
+    single_test = evaluate_checkpoint(out / "unet.pt", cache_dir, "test", device="cpu")
+    report = json.loads((out / "unet_test.json").read_text())
+    assert single_test["confusion_matrix"].tolist() == report["confusion_matrix"]
+
+    # Resume the run under torchrun for many more epochs, and kill rank 1 once an epoch more is saved.
+    launcher = subprocess.Popen(
+        torchrun_command(*common, "--epochs", "500", "--resume"),
+        env=script_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while len(history_rows(out / "unet.csv")) < 2 and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+    os.kill(worker_with_rank(launcher.pid, 1), signal.SIGKILL)
+    killed = time.monotonic()
+    output, errors = launcher.communicate(timeout=DEAD_RANK_DEADLINE_SECONDS)
+    assert time.monotonic() - killed < DEAD_RANK_DEADLINE_SECONDS
+    assert launcher.returncode != 0
+    assert "resuming after epoch 1" in output and "unet epoch 2/500:" in output
+    assert "rank      : 1" in errors and "SIGKILL" in errors
