@@ -1,0 +1,192 @@
+"""Speed of the pipeline against the original project's methods, measured side by side in one run.
+
+    python bench.py [--quick] [--data DIR] [--kaggle-data DIR] [--device auto|cpu|cuda] [--models NAME ...]
+                    [--output FILE]
+
+Prints one Markdown table:
+  1. label encoding     the original per-pixel apply_along_axis one-hot encoder vs LabelEncoder.encode
+  2. preprocessing      preprocess.py on every image of --data at 496×304, into a temporary folder
+  3. data loading       a decode-every-epoch loader (as the original dataset class) vs the cache loaders
+  4. training step      a trainer's step vs a bare forward/backward/Adam step of the same model
+  5. inference latency  per model, batch of one, on the CPU and on CUDA when --device is cuda
+
+Contenders of a row run alternately in the same process, after a warm-up, and report medians of
+time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
+--quick shrinks what is slow (fewer baseline images, smaller models and sizes) and says so under the table.
+--tiny (hidden from --help) shrinks everything to toy sizes; the test suite uses it on synthetic data.
+"""
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from atomic_files import atomic_write_text
+from benchmarks.data_rows import (
+    measure_data_loading,
+    measure_label_encoding,
+    measure_preprocessing,
+    read_colour_labels,
+)
+from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
+from benchmarks.table import markdown_table
+from dataset import load_cache
+from devices import resolve_device
+from errors import run_cli
+from models import MODEL_NAMES
+from preprocess import DEFAULT_SIZE
+
+# A quarter of the pixels of 496×304, for what is too slow on a CPU at full size.
+REDUCED_SIZE = (248, 152)
+QUICK_TRAINING_SIZE = (160, 96)
+TINY_SIZE = (32, 32)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of each benchmark to run, and a note for every shortcut taken."""
+
+    label_images: int
+    label_repeats: int
+    image_size: tuple[int, int]
+    loading_baseline_images: int
+    loading_rounds: int
+    training_settings: dict[str, ModelSetting]
+    training_batch_size: int
+    training_steps: int
+    training_repeats: int
+    inference_settings: dict[str, ModelSetting]
+    inference_repeats: int
+    shortcuts: tuple[str, ...]
+
+
+def full_profile() -> Profile:
+    return Profile(
+        label_images=5, label_repeats=2, image_size=DEFAULT_SIZE,
+        loading_baseline_images=96, loading_rounds=3,
+        training_settings={name: ModelSetting(name, REDUCED_SIZE) for name in MODEL_NAMES},
+        training_batch_size=2, training_steps=3, training_repeats=3,
+        inference_settings={name: ModelSetting(name, DEFAULT_SIZE) for name in MODEL_NAMES},
+        inference_repeats=3,
+        shortcuts=(f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU",),
+    )
+
+
+def quick_profile() -> Profile:
+    small = QUICK_TRAINING_SIZE
+    return Profile(
+        label_images=2, label_repeats=1, image_size=DEFAULT_SIZE,
+        loading_baseline_images=32, loading_rounds=3,
+        training_settings={"unet": ModelSetting("unet", small, {"base_width": 16}),
+                           "mobilenetv3": ModelSetting("mobilenetv3", small)},
+        training_batch_size=2, training_steps=3, training_repeats=3,
+        inference_settings={"unet": ModelSetting("unet", REDUCED_SIZE),
+                            "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE),
+                            "resnet50": ModelSetting("resnet50", REDUCED_SIZE),
+                            "resnet101": ModelSetting("resnet101", REDUCED_SIZE)},
+        inference_repeats=3,
+        shortcuts=("--quick: label encoding timed on 2 labels, one alternated run each",
+                   "--quick: the decode-every-epoch loader reads 32 training images per round",
+                   f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
+                   f"{small[0]}×{small[1]}, batch 2",
+                   f"--quick: inference of unet, resnet50 and resnet101 at "
+                   f"{REDUCED_SIZE[0]}×{REDUCED_SIZE[1]} (a quarter of the pixels)"),
+    )
+
+
+def tiny_profile() -> Profile:
+    """Toy sizes, for testing bench.py itself on a few synthetic images."""
+    unet = ModelSetting("unet", TINY_SIZE, {"base_width": 4})
+    mobilenet = ModelSetting("mobilenetv3", TINY_SIZE)
+    return Profile(
+        label_images=2, label_repeats=1, image_size=TINY_SIZE, loading_baseline_images=4, loading_rounds=1,
+        training_settings={"unet": unet, "mobilenetv3": mobilenet},
+        training_batch_size=2, training_steps=2, training_repeats=1,
+        inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
+        shortcuts=("--tiny: toy sizes that test the benchmark itself; the numbers mean nothing",),
+    )
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the pipeline against the original methods.", add_help=add_help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a run of a few minutes on 2 cores: fewer baseline images, smaller models "
+                             "and sizes")
+    parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, default=Path("data"),
+                        help="dataset folder (original CCP or Kaggle layout), as preprocess.py reads it")
+    parser.add_argument("--kaggle-data", type=Path, default=None,
+                        help="Kaggle-layout folder whose colour label PNGs the label-encoding row reads "
+                             "(default: those of --data in that layout, else --data's .mat labels painted "
+                             "with the class palette)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="device of the loaders and training steps; inference runs on the CPU, and on "
+                             "CUDA too when this is cuda")
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
+                        help="models of the training-step and inference rows (--quick trains only two)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="folder for the temporary caches (default: the system's temporary folder)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="also write the table to this Markdown file")
+    return parser
+
+
+def progress(message: str) -> None:
+    """The table goes to stdout; what is being measured meanwhile goes to stderr."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
+    """Every row, measured in this process; returns the Markdown table and its notes."""
+    device = resolve_device(args.device)
+    progress("label encoding (the original method takes seconds per label)")
+    label_row, original_seconds_per_label = measure_label_encoding(
+        read_colour_labels(args.data, args.kaggle_data, profile.label_images), profile.label_repeats)
+    rows = [label_row]
+    with tempfile.TemporaryDirectory(prefix="clothvision-bench-", dir=args.work_dir) as work_dir:
+        work_dir = Path(work_dir)
+        progress(f"preprocessing {args.data} at {profile.image_size[0]}x{profile.image_size[1]}")
+        cache_dir = work_dir / "processed"
+        rows.append(measure_preprocessing(args.data, cache_dir, profile.image_size,
+                                          original_seconds_per_label))
+        cache = load_cache(cache_dir)
+        progress("data loading")
+        rows += measure_data_loading(args.data, cache, device, profile.loading_baseline_images,
+                                     profile.loading_rounds)
+        num_classes = len(cache.class_names)
+    progress("training steps")
+    rows += measure_training_steps(selected(profile.training_settings, args.models), device,
+                                   profile.training_batch_size, profile.training_steps,
+                                   profile.training_repeats)
+    progress("inference latency")
+    inference_devices = [torch.device("cpu")] + ([device] if device.type == "cuda" else [])
+    rows += measure_inference(selected(profile.inference_settings, args.models), num_classes,
+                              inference_devices, profile.inference_repeats)
+    hardware = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+    if device.type == "cuda":
+        hardware += f", {torch.cuda.get_device_name(device)}"
+    notes = [hardware, *profile.shortcuts]
+    return markdown_table(rows) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
+def selected(settings: dict[str, ModelSetting], model_names: list[str]) -> list[ModelSetting]:
+    return [settings[name] for name in model_names if name in settings]
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = get_args_parser().parse_args(argv)
+    profile = tiny_profile() if args.tiny else quick_profile() if args.quick else full_profile()
+    table = run_benchmarks(args, profile)
+    print(table)
+    if args.output is not None:
+        atomic_write_text(args.output, table)
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,91 @@
+"""bench.py rows 4-5: the trainer's step against a bare step of the same model, and inference latency."""
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from benchmarks.table import Row, format_seconds
+from benchmarks.throughput import new_model
+from benchmarks.timing import median_seconds_alternating, synchronizer
+from models import logits_of
+from trainers import trainer_class_for
+from trainers.step_overhead import measure_step_overhead
+
+
+@dataclass(frozen=True)
+class ModelSetting:
+    """One model as a benchmark runs it: its constructor arguments and the image size it is fed."""
+
+    name: str
+    image_size: tuple[int, int]
+    model_kwargs: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        arguments = "".join(f", {key} {value}" for key, value in self.model_kwargs.items())
+        return f"{self.name} ({self.image_size[0]}×{self.image_size[1]}{arguments})"
+
+
+def accelerated_forward(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA, as the trainers and the predictor run there; plain float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def on_device(model_or_images, device: torch.device):
+    """Move to device, channels_last on CUDA, where cuDNN's fastest convolutions want that layout."""
+    moved = model_or_images.to(device)
+    return moved.to(memory_format=torch.channels_last) if device.type == "cuda" else moved
+
+
+def inference_seconds_per_image(model: nn.Module, image_size: tuple[int, int], device: torch.device,
+                                repeats: int) -> float:
+    """Median seconds to segment one image (batch of one), eval mode, inference_mode, after a warm-up."""
+    model = on_device(model, device).eval()
+    images = on_device(torch.randn(1, 3, *image_size), device)
+
+    def predict() -> torch.Tensor:
+        with torch.inference_mode(), accelerated_forward(device):
+            return logits_of(model(images)).argmax(1)
+
+    return median_seconds_alternating({"predict": predict}, repeats=repeats, warmup=2,
+                                      synchronize=synchronizer(device))["predict"]
+
+
+def measure_inference(settings: list[ModelSetting], num_classes: int, devices: list[torch.device],
+                      repeats: int) -> list[Row]:
+    """One inference-latency row per model and device."""
+    rows = []
+    for setting in settings:
+        model = new_model(setting.name, num_classes, setting.model_kwargs)
+        for device in devices:
+            seconds = inference_seconds_per_image(model, setting.image_size, device, repeats)
+            precision = "bf16 autocast, channels_last" if device.type == "cuda" else "float32"
+            rows.append(Row("inference latency", "-",
+                            f"{setting.describe()}: {format_seconds(seconds)}/image",
+                            f"{1 / seconds:.1f} images/s", "-",
+                            f"{device.type}, {precision}, batch 1, median of {repeats}"))
+    return rows
+
+
+def measure_training_steps(settings: list[ModelSetting], device: torch.device, batch_size: int, steps: int,
+                           repeats: int) -> list[Row]:
+    """One row per model from trainers.step_overhead: the trainer's epoch against a bare loop, per step."""
+    rows = []
+    for setting in settings:
+        result = measure_step_overhead(setting.name, setting.model_kwargs, setting.image_size, batch_size,
+                                       steps, repeats, device)
+        rows.append(Row(
+            "training step",
+            f"bare forward/backward/Adam on ready batches: "
+            f"{format_seconds(result['bare_seconds_per_step'])}/step",
+            f"{trainer_class_for(setting.name).__name__}.train_one_epoch: "
+            f"{format_seconds(result['trainer_seconds_per_step'])}/step",
+            f"{result['overhead_percent']:+.1f} % overhead",
+            "<= 10 %",
+            f"{setting.describe()}, batch {batch_size}, {device.type}, median of {repeats} alternated epochs "
+            f"of {steps} steps",
+        ))
+    return rows

@@ -1,0 +1,121 @@
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from synthetic_ccp import CLASS_NAMES, PALETTE
+
+import bench
+from benchmarks.data_rows import measure_label_encoding, read_colour_labels
+from benchmarks.flops import forward_flops_per_image
+from benchmarks.original_baselines import (
+    DecodeEveryEpochDataset,
+    original_encode_label,
+    original_one_hot_lookup,
+)
+from benchmarks.table import Row, format_ratio, markdown_table
+from benchmarks.timing import median_seconds_alternating
+from errors import ClothVisionError
+from label_encoder import LabelEncoder, read_groundtruth_mat
+
+ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
+              "inference latency"]
+
+
+def table_rows(table: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in table.splitlines()[2:]
+            if line.startswith("| ")]
+
+
+def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_path, capsys):
+    output, work_dir = tmp_path / "bench.md", tmp_path / "work"
+    work_dir.mkdir()
+    table = bench.main(["--tiny", "--data", str(ccp_synthetic), "--models", "unet",
+                        "--work-dir", str(work_dir), "--output", str(output)])
+    assert table.splitlines()[0] == "| benchmark | baseline | this project | result | goal | measured on |"
+    rows = table_rows(table)
+    assert [row[0] for row in rows] == ROW_GROUPS
+    assert all(len(row) == 6 for row in rows)
+    label_row = rows[0]
+    assert re.search(r"\b\d+(\.\d+)?x faster, 59\.0x smaller, same classes", label_row[3])
+    assert "6 images" in rows[1][2]
+    assert "unet (32×32, base_width 4)" in rows[-2][5] and "unet" in rows[-1][2]
+    assert "% overhead" in rows[-2][3]
+    assert "--tiny" in table
+    assert output.read_text(encoding="utf-8") == table
+    assert capsys.readouterr().out.strip() == table.strip()
+    assert list(work_dir.iterdir()) == []  # the temporary caches are gone
+
+
+def test_label_encoding_row_reads_kaggle_pngs_and_reports_sizes(kaggle_synthetic):
+    labels = read_colour_labels(kaggle_synthetic, None, count=2)
+    assert labels.source.startswith("2 colour PNGs")
+    row, original_seconds = measure_label_encoding(labels, repeats=1)
+    assert row.benchmark == "label encoding" and original_seconds > 0
+    # 40×28 pixels: 59 one-hot bytes each as the original stored them, 1 byte as class indices.
+    assert "66.1 kB/label (uint8 H×W×59" in row.baseline and "528.6 kB float64" in row.baseline
+    assert "1.1 kB/label (uint8 H×W)" in row.project
+
+
+def test_ccp_labels_are_painted_with_the_encoders_palette(ccp_synthetic):
+    labels = read_colour_labels(ccp_synthetic, None, count=3)
+    assert len(labels.images) == 3 and "painted" in labels.source
+    groundtruth = read_groundtruth_mat(ccp_synthetic / "annotations" / "pixel-level" / "0002.mat", 59)
+    np.testing.assert_array_equal(labels.encoder.encode(labels.images[1]), groundtruth)
+
+
+def test_kaggle_data_flag_refuses_the_original_layout(ccp_synthetic):
+    with pytest.raises(ClothVisionError, match="not in the Kaggle layout"):
+        read_colour_labels(ccp_synthetic, ccp_synthetic, count=1)
+
+
+def test_original_encoder_gives_the_one_hot_of_label_encoder():
+    encoder = LabelEncoder(CLASS_NAMES, PALETTE)
+    index_map = np.array([[0, 1, 58], [3, 3, 0]], dtype=np.uint8)
+    colours = np.asarray(PALETTE, dtype=np.uint8)[index_map]
+    one_hot = original_encode_label(colours, original_one_hot_lookup(PALETTE))
+    assert one_hot.dtype == torch.uint8 and one_hot.shape == (2, 3, 59)
+    assert one_hot.sum(-1).eq(1).all()
+    np.testing.assert_array_equal(one_hot.argmax(-1).numpy(), encoder.encode(colours))
+
+
+def test_decode_every_epoch_dataset_resizes_normalises_and_flips_pairs_together(tmp_path):
+    photo = np.zeros((8, 6, 3), dtype=np.uint8)
+    photo[:, :3] = 255  # left half white
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    label = np.zeros((8, 6), dtype=np.uint8)
+    label[:, :3] = 7
+    dataset = DecodeEveryEpochDataset([tmp_path / "photo.png"], [tmp_path / "label"], lambda path: label,
+                                      image_size=(4, 4), mean=[0.5] * 3, std=[0.5] * 3)
+    seen_flipped = set()
+    for _ in range(20):
+        image, target = dataset[0]
+        assert image.shape == (3, 4, 4) and target.shape == (4, 4) and target.dtype == torch.int64
+        white_left = bool(image[0, 0, 0] > 0)
+        seen_flipped.add(not white_left)
+        # The label's garment side follows the photo's white side, flipped or not.
+        assert bool(target[0, 0] == 7) == white_left
+        assert image.max().item() == pytest.approx(1.0) and image.min().item() == pytest.approx(-1.0)
+    assert seen_flipped == {False, True}
+
+
+def test_alternating_timer_interleaves_contenders_after_warm_up():
+    calls = []
+    seconds = median_seconds_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                         repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4
+    assert set(seconds) == {"a", "b"} and all(value >= 0 for value in seconds.values())
+
+
+def test_flop_count_of_a_convolution_is_two_per_multiply_add():
+    model = torch.nn.Conv2d(3, 5, kernel_size=3, padding=1, bias=False)
+    assert forward_flops_per_image(model, (6, 4)) == 2 * 6 * 4 * 3 * 5 * 9
+    assert model.weight.device.type == "cpu"  # counted on a copy
+
+
+def test_ratio_format_and_markdown_table():
+    assert [format_ratio(value) for value in (812.4, 12.46, 1.071)] == ["812x", "12.5x", "1.07x"]
+    table = markdown_table([Row("a", "b|c", "d", "e", "f", "g")])
+    assert table.splitlines() == ["| benchmark | baseline | this project | result | goal | measured on |",
+                                  "| --- | --- | --- | --- | --- | --- |", "| a | b/c | d | e | f | g |"]
