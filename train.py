@@ -276,9 +276,7 @@ def train(
                 model_options = replace(
                     options, learning_rate=MODEL_REGISTRY[name].default_learning_rate if lr is None else lr
                 )
-                results[name] = train_model(
-                    name, cache, device, context, model_options, run_arguments, show_plots
-                )
+                results[name] = train_model(name, cache, device, context, model_options, run_arguments, show_plots)
     except dist.DistError as error:
         raise ClothVisionError(
             f"process {context.rank} of {context.world_size}: {error_reason(error)}; another process of the "
@@ -332,9 +330,7 @@ def evaluate_checkpoint(
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    learning_rates = ", ".join(
-        f"{name} {entry.default_learning_rate:g}" for name, entry in MODEL_REGISTRY.items()
-    )
+    learning_rates = ", ".join(f"{name} {entry.default_learning_rate:g}" for name, entry in MODEL_REGISTRY.items())
     parser = argparse.ArgumentParser(
         description=__doc__, add_help=add_help, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -352,9 +348,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         default="results",
         help="folder for checkpoints, history, curves and test metrics (default: %(default)s)",
     )
-    parser.add_argument(
-        "--epochs", type=int, default=32, help="maximum number of epochs (default: %(default)s)"
-    )
+    parser.add_argument("--epochs", type=int, default=32, help="maximum number of epochs (default: %(default)s)")
     parser.add_argument(
         "--batch-size", type=int, default=8, help="images per batch and per process (default: %(default)s)"
     )
@@ -432,15 +426,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--sync-batchnorm",
         action="store_true",
-        help="under torchrun on GPUs, compute BatchNorm statistics over all processes' batches "
-        "(default: off)",
+        help="under torchrun on GPUs, compute BatchNorm statistics over all processes' batches (default: off)",
     )
     parser.add_argument(
         "--patience",
         type=int,
         default=7,
-        help="early stopping: stop after this many epochs without val loss improvement "
-        "(default: %(default)s)",
+        help="early stopping: stop after this many epochs without val loss improvement (default: %(default)s)",
     )
     parser.add_argument(
         "--min-delta",

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from training_runs import REPO_ROOT, TINY_RUN_FLAGS, build_cache, script_environment
+from training_runs import (
+    REPO_ROOT,
+    TINY_RUN_FLAGS,
+    build_cache,
+    script_environment,
+    single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
+)
 
 from checkpoint import load_checkpoint
 from errors import ClothVisionError

@@ -6,7 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from training_runs import build_cache, run_train
+from training_runs import (
+    build_cache,
+    run_train,
+    single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
+)
 
 from checkpoint import load_checkpoint
 from models import MODEL_NAMES

@@ -6,7 +6,14 @@ import subprocess
 
 import pytest
 import torch
-from training_runs import TINY_RUN_FLAGS, build_cache, run_train, script_environment, train_script_command
+from training_runs import (
+    TINY_RUN_FLAGS,
+    build_cache,
+    run_train,
+    script_environment,
+    single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
+    train_script_command,
+)
 
 from checkpoint import load_checkpoint, save_checkpoint
 from errors import run_cli

@@ -2,8 +2,11 @@
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import torch
 from synthetic_ccp import write_ccp_layout
 
@@ -38,15 +41,29 @@ def build_cache(root: Path, count: int = 12, size: tuple[int, int] = (32, 32)) -
     return preprocess(raw, Path(root) / "cache", size=size, workers=1)
 
 
-def run_train(**arguments) -> dict:
-    """train() with the tiny defaults, on one thread: the CPU is shared, and the training scripts the
-    tests start as subprocesses run on one thread too, which keeps their numbers comparable."""
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """The CPU is shared by the whole suite: two busy threads per test only wait for each other. The
+    training scripts the tests start as subprocesses run on one thread too, so their numbers match."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return train(**{**TINY_RUN, **arguments})
+        yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def single_torch_thread() -> Iterator[None]:
+    """Autouse in every test module that imports it."""
+    with one_torch_thread():
+        yield
+
+
+def run_train(**arguments) -> dict:
+    """train() with the tiny defaults, on one thread."""
+    with one_torch_thread():
+        return train(**{**TINY_RUN, **arguments})
 
 
 def script_environment() -> dict[str, str]:

@@ -85,9 +85,7 @@ def device_for_process(device: torch.device, context: DistributedContext) -> tor
 
 
 @contextmanager
-def process_group(
-    context: DistributedContext, device: torch.device, timeout_seconds: float
-) -> Iterator[None]:
+def process_group(context: DistributedContext, device: torch.device, timeout_seconds: float) -> Iterator[None]:
     """Join the job's process group for the duration of the block (nothing to join for one process)."""
     if not context.enabled:
         yield

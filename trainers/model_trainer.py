@@ -84,9 +84,7 @@ def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Ten
     if scheme == "none":
         return None
     if scheme != "inverse-log-freq":
-        raise ClothVisionError(
-            f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}"
-        )
+        raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
     counts = torch.tensor(pixel_counts, dtype=torch.float64)
     weights = 1.0 / torch.log(LOG_FREQUENCY_OFFSET + counts / counts.sum())
     return torch.where(counts > 0, weights, 0.0).float()
@@ -241,7 +239,7 @@ class ModelTrainer:
                         torch.full((), labels.numel(), dtype=totals.dtype, device=self.device),
                     ]
                 )
-            if step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader):
+            if not progress.disable and (step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader)):
                 progress.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
         progress.close()
         loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
@@ -259,9 +257,7 @@ class ModelTrainer:
             for images, labels in self.loaders[split]:
                 with self.autocast():
                     logits = self.logits_of(self.forward_module(self.prepare_images(images))).float()
-                totals += torch.stack(
-                    [self.criterion(logits, labels).to(totals.dtype), self.loss_weight_of(labels)]
-                )
+                totals += torch.stack([self.criterion(logits, labels).to(totals.dtype), self.loss_weight_of(labels)])
                 confusion.update(logits.argmax(dim=1), labels)
         loss_sum, loss_weight = all_reduce_sum(totals).tolist()
         confusion.reduce_across_processes()
@@ -297,9 +293,7 @@ class ModelTrainer:
                     "seconds": time.perf_counter() - started,
                 }
             )
-            improved = (
-                self.best_epoch == 0 or val_metrics["miou"] > self.history[self.best_epoch - 1]["val_miou"]
-            )
+            improved = self.best_epoch == 0 or val_metrics["miou"] > self.history[self.best_epoch - 1]["val_miou"]
             if improved:
                 self.best_epoch = epoch
             if self.distributed.is_main:
@@ -364,9 +358,7 @@ class ModelTrainer:
         elif checkpoint["model_kwargs"] != self.model_kwargs:
             problem = f"its model arguments are {checkpoint['model_kwargs']}, this run's {self.model_kwargs}"
         elif list(checkpoint["image_size"]) != list(self.meta["image_size"]):
-            problem = (
-                f"its image size is {checkpoint['image_size']}, this cache's is {self.meta['image_size']}"
-            )
+            problem = f"its image size is {checkpoint['image_size']}, this cache's is {self.meta['image_size']}"
         elif checkpoint["split_ids"] != {split: loader.ids for split, loader in self.loaders.items()}:
             problem = "it was trained on another train/val/test split than this cache's"
         else:
@@ -420,9 +412,7 @@ class ModelTrainer:
             "confusion_matrix": metrics["confusion_matrix"].tolist(),
         }
         if self.distributed.is_main:
-            atomic_write_text(
-                self.output_dir / f"{self.model_name}_test.json", json.dumps(report, indent=1) + "\n"
-            )
+            atomic_write_text(self.output_dir / f"{self.model_name}_test.json", json.dumps(report, indent=1) + "\n")
             self.log(
                 f"{self.model_name} test (best epoch {self.best_epoch}): pixel accuracy "
                 f"{report['pixel_accuracy']:.4f}, mean accuracy {report['mean_accuracy']:.4f}, "

@@ -26,9 +26,7 @@ def plot_training_curves(history: list[dict], model_name: str, path: str | Path,
     epochs = [row["epoch"] for row in history]
     for axes, (column, title) in zip(figure.subplots(1, len(CURVE_PANELS)), CURVE_PANELS, strict=True):
         splits = [split for split in ("train", "val") if f"{split}_{column}" in history[0]]
-        _draw_panel(
-            axes, title, {split: (epochs, [row[f"{split}_{column}"] for row in history]) for split in splits}
-        )
+        _draw_panel(axes, title, {split: (epochs, [row[f"{split}_{column}"] for row in history]) for split in splits})
     return save_figure(figure, path)
 
 

@@ -37,9 +37,7 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
     ]
     return (
         "# Training summary\n\nTest metrics are those of each model's best checkpoint (highest val mIoU) on "
-        "the test split; mIoU averages the classes present in that split's ground truth.\n\n"
-        + HEADER
-        + "".join(rows)
+        "the test split; mIoU averages the classes present in that split's ground truth.\n\n" + HEADER + "".join(rows)
     )
 
 

@@ -1,0 +1,103 @@
+"""Pieces of the training loop: class weights, whole-split losses, early stopping, the backbone's rate and freezing."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from training_runs import (
+    build_cache,
+    run_train,
+    single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
+)
+
+from dataset import load_cache
+from models import get_model
+from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
+from trainers.model_trainer import class_weights_from_counts
+from trainers.step_overhead import measure_step_overhead
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return build_cache(tmp_path_factory.mktemp("cache"))
+
+
+def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:
+    torch.manual_seed(0)
+    model_kwargs = {"base_width": 4} if name == "unet" else {}
+    model = get_model(name, 59, **model_kwargs)
+    return trainer_class_for(name)(
+        model,
+        name,
+        model_kwargs,
+        load_cache(cache_dir),
+        torch.device("cpu"),
+        "unused",
+        TrainingOptions(show_progress=False, **options),
+    )
+
+
+def test_inverse_log_frequency_weights():
+    weights = class_weights_from_counts([70, 20, 10, 0], "inverse-log-freq")
+    expected = [1 / math.log(1.02 + 0.7), 1 / math.log(1.02 + 0.2), 1 / math.log(1.02 + 0.1), 0.0]
+    assert weights.tolist() == pytest.approx(expected, rel=1e-6)
+    assert class_weights_from_counts([70, 20, 10, 0], "none") is None
+
+
+def test_trainer_class_follows_the_registry():
+    assert trainer_class_for("unet") is ModelTrainer
+    assert all(trainer_class_for(name) is TransferLearningTrainer for name in ("mobilenetv3", "resnet50", "resnet101"))
+
+
+@pytest.mark.parametrize("class_weights", ["none", "inverse-log-freq"])
+def test_split_loss_is_the_loss_of_the_whole_split_whatever_the_batch_size(cache_dir, class_weights):
+    one_by_one = make_trainer("unet", cache_dir, batch_size=1, class_weights=class_weights).evaluate("val")
+    trainer = make_trainer("unet", cache_dir, batch_size=3, class_weights=class_weights)
+    batched = trainer.evaluate("val")
+    assert torch.equal(one_by_one["confusion_matrix"], batched["confusion_matrix"])
+    assert one_by_one["loss"] == pytest.approx(batched["loss"], rel=1e-6)
+    loader = trainer.loaders["val"]
+    images, labels = loader.images.float(), loader.labels.long()
+    with torch.no_grad():
+        logits = trainer.model(torch.addcmul(loader.shift, images, loader.scale))
+    whole_split = F.cross_entropy(logits, labels, weight=trainer.class_weights)
+    assert batched["loss"] == pytest.approx(whole_split.item(), rel=1e-5)
+
+
+def test_early_stopping_ends_the_run(cache_dir, tmp_path):
+    # The first epoch improves on no loss at all; no later val loss improves by 100, so epoch 2 is bad.
+    result = run_train(model="unet", data=cache_dir, out=tmp_path, epochs=5, patience=1, min_delta=100.0)["unet"]
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+
+
+def test_backbone_learns_ten_times_slower_and_stays_frozen_at_first(cache_dir):
+    trainer = make_trainer("mobilenetv3", cache_dir, batch_size=4, learning_rate=1e-3, freeze_backbone_epochs=1)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [1e-3, pytest.approx(1e-4)]
+    backbone = set(map(id, trainer.model.backbone.parameters()))
+    head, backbone_group = ([id(p) for p in group["params"]] for group in trainer.optimizer.param_groups)
+    assert set(backbone_group) == backbone and not backbone & set(head)
+    assert len(head) + len(backbone_group) == len(list(trainer.model.parameters()))
+    assert trainer.logits_of({"out": torch.ones(1)}).item() == 1
+
+    def snapshot():
+        return {key: value.clone() for key, value in trainer.model.state_dict().items()}
+
+    before = snapshot()
+    trainer.prepare_epoch(1)
+    trainer.train_one_epoch(1)
+    frozen_epoch = snapshot()
+    changed = {key for key in before if not torch.equal(before[key], frozen_epoch[key])}
+    assert changed and all(key.startswith("classifier.") for key in changed)  # BatchNorm statistics included
+    trainer.prepare_epoch(2)
+    assert all(parameter.requires_grad for parameter in trainer.model.parameters())
+    trainer.train_one_epoch(2)
+    after = snapshot()
+    assert any(not torch.equal(frozen_epoch[key], after[key]) for key in after if key.startswith("backbone."))
+
+
+def test_step_overhead_measurement_reports_both_loops():
+    result = measure_step_overhead("unet", {"base_width": 2}, image_size=(32, 32), batch_size=2, steps=1, repeats=1)
+    assert result["bare_seconds_per_step"] > 0 and result["trainer_seconds_per_step"] > 0
+    expected = 100 * (result["trainer_seconds_per_step"] / result["bare_seconds_per_step"] - 1)
+    assert result["overhead_percent"] == pytest.approx(expected)
