@@ -227,10 +227,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Predict the clothes in a photo (figure: Original | Label | Prediction) or in every "
                     "image of a folder (--out-dir: mask, overlay and class-index PNGs).", add_help=add_help)
-    parser.add_argument("input", nargs="?", default=None,
+    parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
                         help="an image file, or a folder of images together with --out-dir (default: none; "
                              "--test-split-image picks one instead)")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
                         help="checkpoint written by train.py (default: %(default)s)")
     parser.add_argument("--label", default=None, metavar="FILE",
                         help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
@@ -242,13 +242,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="write <name>_mask.png, <name>_overlay.png and <name>_classes.png for the "
                              "image, or for every image of the folder, into DIR, skipping files that are "
                              "not images (default: none, draw the figure)")
-    parser.add_argument("--device", default="auto",
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
                              "(default: %(default)s)")
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")
-    parser.add_argument("--data-dir", default="data",
+    parser.add_argument("--data-dir", default="data", metavar="DIR",
                         help="dataset folder that --test-split-image looks in (default: %(default)s)")
     return parser
 

@@ -64,11 +64,11 @@ def _source_indices(output_size: int, input_size: int, device: torch.device):
     """For each output row (or column): the input rows it lies between (before, after) and the weight
     of the one after, exactly as F.interpolate computes them for bilinear, align_corners=False."""
     scale = input_size / output_size
-    positions = torch.arange(output_size, dtype=torch.float64, device=device)
-    source = ((positions + 0.5) * scale - 0.5).clamp(min=0)
+    # Computed on the CPU and then moved: MPS has no float64.
+    source = ((torch.arange(output_size, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0)
     before = source.floor().long().clamp(max=input_size - 1)
     after = (before + 1).clamp(max=input_size - 1)
-    return before, after, (source - before).float()
+    return before.to(device), after.to(device), (source - before).float().to(device)
 
 
 def upsampled_argmax(logits: torch.Tensor, height: int, width: int,
