@@ -5,24 +5,17 @@
 # throughput and the U-net's model FLOPs utilisation, and write results/summary.md, readme_imgs/graph.png
 # and readme_imgs/prediction_<model>.png. The whole run is budgeted at 9 minutes.
 #
-#   scripts/gpu_study.sh [--data DIR] [--epochs N] [--parallel N] [...]   (scripts/study.py --help)
+#   scripts/gpu_study.sh [--data DIR] [--epochs N] [--parallel N] [...]   (python -m scripts.study --help)
 #   scripts/gpu_study.sh --dry-run      # or DRY_RUN=1: every step at toy size on the CPU, 1 epoch
 #
 # The data folder (default data/) holds photos/, annotations/pixel-level/ and label_list.mat, or the
-# Kaggle layout. When OUT names a folder, the log, summary.md, graph.png and results.tar.gz go there too.
+# Kaggle layout. When OUT names a folder, study.log, summary.md, graph.png and results.tar.gz go there.
 # PYTHON picks the interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
-python="${PYTHON:-python3}"
-arguments=(--profile gpu)
-if [[ "${DRY_RUN:-0}" == 1 ]]; then
-    arguments+=(--dry-run)
-fi
-
+export PYTHONUNBUFFERED=1
 if [[ -n "${OUT:-}" ]]; then
     mkdir -p "$OUT"
     exec > >(tee "$OUT/study.log") 2>&1
 fi
-"$python" -m scripts.study "${arguments[@]}" "$@"
+"${PYTHON:-python3}" -m scripts.study --profile gpu "$@"

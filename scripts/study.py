@@ -301,8 +301,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--profile", choices=tuple(PROFILES), default="gpu",
                         help="gpu: all four models on one H200; cpu: a small U-net on 2 cores")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="every step at toy sizes on the CPU for 1 epoch, into results/dry-run-<profile>")
+    parser.add_argument("--dry-run", action="store_true", default=os.environ.get("DRY_RUN") == "1",
+                        help="every step at toy sizes on the CPU for 1 epoch, into results/dry-run-<profile> "
+                             "(also when the environment variable DRY_RUN is 1)")
     parser.add_argument("--data", type=Path, default=Path("data"),
                         help="dataset folder (original CCP or Kaggle layout)")
     parser.add_argument("--epochs", type=int, default=None,

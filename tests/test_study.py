@@ -100,3 +100,13 @@ def test_export_copies_summary_and_figure_and_archives_all_but_checkpoints(tmp_p
     with tarfile.open(tmp_path / "out" / "results.tar.gz") as archive:
         names = sorted(archive.getnames())
     assert names == ["prediction_unet.png", "results/logs/unet.log", "results/summary.md", "results/unet.csv"]
+
+
+def test_dry_run_from_the_environment_runs_tiny_on_the_cpu_without_a_deadline(monkeypatch):
+    monkeypatch.setenv("DRY_RUN", "1")
+    profile = study.profile_from_args(study.get_args_parser().parse_args(["--profile", "gpu", "--epochs", "2"]))
+    assert (profile.device, profile.epochs, profile.stop_at_budget) == ("cpu", 2, False)
+    assert profile.results_dir == profile.figure_path.parent == Path("results/dry-run-gpu")
+    assert profile.models == study.GPU_PROFILE.models
+    with pytest.raises(ClothVisionError, match="--parallel 0"):
+        study.profile_from_args(study.get_args_parser().parse_args(["--parallel", "0"]))
