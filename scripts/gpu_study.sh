@@ -9,7 +9,11 @@
 #   scripts/gpu_study.sh --dry-run      # or DRY_RUN=1: every step at toy size on the CPU, 1 epoch
 #
 # The data folder (default data/) holds photos/, annotations/pixel-level/ and label_list.mat, or the
-# Kaggle layout. When OUT names a folder, study.log, summary.md, graph.png and results.tar.gz go there.
+# Kaggle layout. The full-size data (68 MiB) is more than a remote machine's transfer may carry: make a
+# copy at the training size first (54.5 MiB, identical labels, photos re-encoded as JPEG quality 95):
+#   python -m scripts.shrink_dataset --data data --out data/ccp_496x304
+#   scripts/gpu_study.sh --data data/ccp_496x304
+# When OUT names a folder, study.log, summary.md, graph.png and results.tar.gz go there.
 # PYTHON picks the interpreter (default: python3).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
