@@ -342,9 +342,11 @@ class StudyRun:
     started: float
     started_wall: datetime
     image_count: int = 0
+    train_image_count: int = 0
     preprocess_seconds: float = 0.0
     epochs: int = 0
     training_seconds: float = 0.0
+    trained_images: int = 0
 
 
 def preprocess_step(run: StudyRun, data_dir: Path) -> Cache:
@@ -356,6 +358,7 @@ def preprocess_step(run: StudyRun, data_dir: Path) -> Cache:
     run.preprocess_seconds = time.perf_counter() - started
     cache = load_cache(profile.cache_dir)
     run.image_count = len(cache.meta["ids"])
+    run.train_image_count = len(cache.split_indices("train"))
     say(f"preprocessed {run.image_count} images in {run.preprocess_seconds:.1f} s "
         f"({run.image_count / run.preprocess_seconds:.1f} images/s)")
     return cache
@@ -399,8 +402,8 @@ def summary_text(run: StudyRun, finished: list[str], summaries: list[ModelSummar
         f"{run.image_count} images at {profile.image_size[0]}×{profile.image_size[1]}, preprocessed in "
         f"{run.preprocess_seconds:.1f} s; {run.epochs} epoch(s) per model from scratch, batch "
         f"{profile.batch_size}, early stopping off, {profile.parallel} model(s) trained at a time; training "
-        f"took {run.training_seconds / 60:.1f} min, the whole study "
-        f"{(time.monotonic() - run.started) / 60:.1f} min.",
+        f"took {run.training_seconds / 60:.1f} min ({run.trained_images / run.training_seconds:.1f} training "
+        f"images/s over all models), the whole study {(time.monotonic() - run.started) / 60:.1f} min.",
         *([f"**Not finished** (failed, or stopped at the time budget): {', '.join(unfinished)}; see logs/."]
           if unfinished else []),
         "", summary_markdown(summaries), "",
@@ -423,6 +426,9 @@ def report_step(run: StudyRun, data_dir: Path, finished: list[str],
     profile = run.profile
     histories = {name: read_history(profile.results_dir / f"{name}.csv") for name in profile.models
                  if (profile.results_dir / f"{name}.csv").is_file()}
+    # Epochs each model completed × the train split (train batches drop their remainder).
+    train_images = run.train_image_count // profile.batch_size * profile.batch_size
+    run.trained_images = sum(len(history) for history in histories.values()) * train_images
     reports = {name: json.loads((profile.results_dir / f"{name}_test.json").read_text(encoding="utf-8"))
                for name in finished}
     if histories:
