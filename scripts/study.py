@@ -85,7 +85,7 @@ class StudyProfile:
 GPU_PROFILE = StudyProfile(
     "gpu", "GPU study (one NVIDIA H200)", "cuda", (496, 304), MODEL_NAMES, unet_base_width=70,
     batch_size=8, epochs=30, training_budget_seconds=9 * 60, stop_at_budget=True, parallel=4,
-    image_limit=None, measurement_steps=20, cache_dir=Path("data/processed"), results_dir=Path("results"),
+    image_limit=None, measurement_steps=10, cache_dir=Path("data/processed"), results_dir=Path("results"),
     figure_path=Path("readme_imgs/graph.png"), prediction_figure_suffix="",
 )
 CPU_PROFILE = StudyProfile(
@@ -160,7 +160,7 @@ def measure_model(name: str, cache: Cache, profile: StudyProfile, device: torch.
     forward_flops = forward_flops_per_image(model, profile.image_size)
     short_cache = subset_cache(cache, profile.batch_size * profile.measurement_steps)
     trainer = build_trainer(model, name, kwargs, short_cache, device, profile.batch_size, scratch_dir)
-    images_per_second = trainer_images_per_second(trainer, epochs=3 if device.type == "cuda" else 1)
+    images_per_second = trainer_images_per_second(trainer, epochs=2 if device.type == "cuda" else 1)
     inference_seconds = inference_seconds_per_image(model, profile.image_size, device, repeats=5)
     del trainer, model
     if device.type == "cuda":
@@ -385,6 +385,9 @@ def training_step(run: StudyRun, measurements: list[ModelMeasurement], cache: Ca
         f"about {estimate / 60:.1f} min of device time if the models ran one after another")
     # The last minute of the budget is kept for the figures and the summary.
     deadline = run.started + profile.training_budget_seconds - 60 if profile.stop_at_budget else None
+    if deadline is not None and estimate > deadline - time.monotonic():
+        say(f"warning: that is more than the {(deadline - time.monotonic()) / 60:.1f} min left for training; "
+            "models still training then are stopped (their curves so far are kept)")
     started = time.perf_counter()
     exit_codes = run_training(profile, run.epochs, deadline)
     run.training_seconds = time.perf_counter() - started
