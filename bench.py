@@ -112,27 +112,28 @@ def tiny_profile() -> Profile:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Benchmark the pipeline against the original methods.", add_help=add_help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Benchmark the pipeline against the original methods.", add_help=add_help)
     parser.add_argument("--quick", action="store_true",
                         help="a run of a few minutes on 2 cores: fewer baseline images, smaller models "
-                             "and sizes")
+                             "and sizes (default: off, the full run)")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=Path("data"),
-                        help="dataset folder (original CCP or Kaggle layout), as preprocess.py reads it")
+                        help="dataset folder (original CCP or Kaggle layout), as preprocess.py reads it "
+                             "(default: %(default)s)")
     parser.add_argument("--kaggle-data", type=Path, default=None,
                         help="Kaggle-layout folder whose colour label PNGs the label-encoding row reads "
                              "(default: those of --data in that layout, else --data's .mat labels painted "
                              "with the class palette)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="device of the loaders and training steps; inference runs on the CPU, and on "
-                             "CUDA too when this is cuda")
+                             "CUDA too when this is cuda (default: %(default)s)")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES),
-                        help="models of the training-step and inference rows (--quick trains only two)")
+                        help="models of the training-step and inference rows; --quick trains only unet and "
+                             "mobilenetv3 (default: all)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="folder for the temporary caches (default: the system's temporary folder)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="also write the table to this Markdown file")
+                        help="also write the table to this Markdown file (default: print it only)")
     return parser
 
 

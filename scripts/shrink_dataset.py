@@ -44,14 +44,15 @@ def shrink_dataset(data_dir: Path, out_dir: Path, size: tuple[int, int], quality
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Copy the CCP dataset resized to the training size.",
-                                     add_help=add_help, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("data"), help="dataset folder in the original CCP layout")
+                                     add_help=add_help)
+    parser.add_argument("--data", type=Path, default=Path("data"),
+                        help="dataset folder in the original CCP layout (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("data/ccp_496x304"),
-                        help="folder to write (replaced atomically); keep it git-ignored, under data/")
+                        help="new folder to write; keep it git-ignored, under data/ (default: %(default)s)")
     parser.add_argument("--size", nargs=2, type=positive_int, default=list(DEFAULT_SIZE), metavar=("H", "W"),
-                        help="height and width, the size the study preprocesses at")
+                        help="height and width, the size the study preprocesses at (default: 496 304)")
     parser.add_argument("--quality", type=int, default=95, choices=range(50, 101), metavar="50-100",
-                        help="JPEG quality of the resized photos")
+                        help="JPEG quality of the resized photos (default: %(default)s)")
     return parser
 
 

@@ -297,24 +297,26 @@ def export(profile: StudyProfile, out_dir: Path, files: list[Path]) -> None:
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Reference training run (see scripts/gpu_study.sh).", add_help=add_help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Reference training run (see scripts/gpu_study.sh).", add_help=add_help)
     parser.add_argument("--profile", choices=tuple(PROFILES), default="gpu",
-                        help="gpu: all four models on one H200; cpu: a small U-net on 2 cores")
+                        help="gpu: all four models on one H200; cpu: a small U-net on 2 cores "
+                             "(default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", default=os.environ.get("DRY_RUN") == "1",
                         help="every step at toy sizes on the CPU for 1 epoch, into results/dry-run-<profile> "
-                             "(also when the environment variable DRY_RUN is 1)")
+                             "(default: off, on when the environment variable DRY_RUN is 1)")
     parser.add_argument("--data", type=Path, default=Path("data"),
-                        help="dataset folder (original CCP or Kaggle layout)")
+                        help="dataset folder (original CCP or Kaggle layout) (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs per model (default: the profile's; cpu: as many as fit its budget)")
     parser.add_argument("--parallel", type=int, default=None,
                         help="models trained at the same time (default: the profile's; gpu 4, cpu 1)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: the profile's (8)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the profile's, 8)")
     parser.add_argument("--budget-minutes", type=float, default=None,
-                        help="time for the whole study (gpu 9, cpu 30): training stops at it")
+                        help="minutes for the whole study; gpu: training still running then is stopped; cpu: "
+                             "the epoch count is fitted to it (default: the profile's, gpu 9, cpu 30)")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS / 1e12,
-                        help="the GPU's dense bf16 peak for the MFU (default: the H200 SXM datasheet's)")
+                        help="the GPU's dense bf16 peak for the MFU (default: %(default)g, the H200 SXM "
+                             "datasheet's)")
     return parser
 
 
