@@ -14,7 +14,7 @@ from training_runs import (
 from dataset import load_cache
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
-from trainers.model_trainer import class_weights_from_counts
+from trainers.model_trainer import class_weights_from_counts, correct_pixels
 from trainers.step_overhead import measure_step_overhead
 
 
@@ -43,6 +43,14 @@ def test_inverse_log_frequency_weights():
     expected = [1 / math.log(1.02 + 0.7), 1 / math.log(1.02 + 0.2), 1 / math.log(1.02 + 0.1), 0.0]
     assert weights.tolist() == pytest.approx(expected, rel=1e-6)
     assert class_weights_from_counts([70, 20, 10, 0], "none") is None
+
+
+def test_correct_pixels_counts_where_the_true_class_scores_highest():
+    # Two images of 1×2 pixels, three classes; the best class per pixel is 2, 0 | 1, 1.
+    logits = torch.tensor([[[[0.1, 3.0]], [[0.2, 1.0]], [[0.9, 2.0]]], [[[0.0, 0.0]], [[1.0, 5.0]], [[0.5, 4.0]]]])
+    labels = torch.tensor([[[2, 1]], [[1, 2]]])
+    assert correct_pixels(logits, labels).item() == 2
+    assert correct_pixels(logits, logits.argmax(dim=1)).item() == 4
 
 
 def test_trainer_class_follows_the_registry():
