@@ -6,7 +6,8 @@
 
 For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last.pt (latest epoch, for
 --resume), <model>.csv (history), <model>.png (curves) and <model>_test.json (best checkpoint on the test
-split); with several models also comparison.png and summary.md.
+split); with several models also comparison.png and summary.md. Adam; the learning rate drops tenfold after
+3 epochs without val-loss improvement; early stopping after --patience such epochs.
 """
 
 import argparse
