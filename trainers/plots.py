@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from figures import new_figure, save_figure
 
@@ -15,6 +16,7 @@ def _draw_panel(axes: Axes, title: str, curves: dict[str, tuple[list[int], list[
         axes.plot(epochs, values, marker="o", markersize=3, label=label)
     axes.set_title(title)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend()
 
