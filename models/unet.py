@@ -68,7 +68,7 @@ class UNet(nn.Module):
             height, width = images.shape[-2:]
             raise ClothVisionError(f"U-net input {height}×{width} is too small: its {ENCODER_DEPTH} poolings "
                                    f"need at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE} pixels; "
-                                   "preprocess with a larger --image-size")
+                                   "preprocess with a larger --size H W")
         skips = []
         features = images
         for block in self.encoder:
