@@ -89,7 +89,7 @@ GPU_PROFILE = StudyProfile(
     figure_path=Path("readme_imgs/graph.png"), prediction_figure_suffix="",
 )
 CPU_PROFILE = StudyProfile(
-    "cpu", "CPU study (U-net of base width 32 at 240×144)", "cpu", (240, 144), ("unet",), unet_base_width=32,
+    "cpu", "CPU study (a small U-net at 240×144)", "cpu", (240, 144), ("unet",), unet_base_width=32,
     batch_size=8, epochs=None, training_budget_seconds=30 * 60, stop_at_budget=False, parallel=1,
     image_limit=None, measurement_steps=3, cache_dir=Path("data/processed_240x144"),
     results_dir=Path("results/cpu"), figure_path=Path("readme_imgs/graph_cpu.png"),
@@ -311,6 +311,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--parallel", type=int, default=None,
                         help="models trained at the same time (default: the profile's; gpu 4, cpu 1)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (default: the profile's, 8)")
+    parser.add_argument("--unet-base-width", type=int, default=None,
+                        help="channels of the U-net's first block (default: the profile's, gpu 70, cpu 32)")
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="minutes for the whole study; gpu: training still running then is stopped; cpu: "
                              "the epoch count is fitted to it (default: the profile's, gpu 9, cpu 30)")
@@ -325,6 +327,7 @@ def profile_from_args(args: argparse.Namespace) -> StudyProfile:
     if args.dry_run:
         profile = dry_run_variant(profile)
     overrides = {"epochs": args.epochs, "parallel": args.parallel, "batch_size": args.batch_size,
+                 "unet_base_width": args.unet_base_width,
                  "training_budget_seconds": None if args.budget_minutes is None else 60 * args.budget_minutes}
     for name, value in overrides.items():
         if value is not None and value <= 0:
@@ -405,10 +408,11 @@ def summary_text(run: StudyRun, finished: list[str], summaries: list[ModelSummar
         f"Run {run.started_wall:%Y-%m-%d %H:%M} UTC on {run.hardware}, torch {torch.__version__}: "
         f"`{run.command}`.",
         f"{run.image_count} images at {profile.image_size[0]}×{profile.image_size[1]}, preprocessed in "
-        f"{run.preprocess_seconds:.1f} s; {run.epochs} epoch(s) per model from scratch, batch "
-        f"{profile.batch_size}, early stopping off, {profile.parallel} model(s) trained at a time; training "
-        f"took {run.training_seconds / 60:.1f} min ({run.trained_images / run.training_seconds:.1f} training "
-        f"images/s over all models), the whole study {(time.monotonic() - run.started) / 60:.1f} min.",
+        f"{run.preprocess_seconds:.1f} s; {run.epochs} epoch(s) per model from scratch (U-net base width "
+        f"{profile.unet_base_width}), batch {profile.batch_size}, early stopping off, {profile.parallel} "
+        f"model(s) trained at a time; training took {run.training_seconds / 60:.1f} min "
+        f"({run.trained_images / run.training_seconds:.1f} training images/s over all models), the whole "
+        f"study {(time.monotonic() - run.started) / 60:.1f} min.",
         *([f"**Not finished** (failed, or stopped at the time budget): {', '.join(unfinished)}; see logs/."]
           if unfinished else []),
         "", summary_markdown(summaries), "",

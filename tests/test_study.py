@@ -105,8 +105,9 @@ def test_export_copies_summary_and_figure_and_archives_all_but_checkpoints(tmp_p
 
 def test_dry_run_from_the_environment_runs_tiny_on_the_cpu_without_a_deadline(monkeypatch):
     monkeypatch.setenv("DRY_RUN", "1")
-    profile = study.profile_from_args(study.get_args_parser().parse_args(["--profile", "gpu", "--epochs", "2"]))
-    assert (profile.device, profile.epochs, profile.stop_at_budget) == ("cpu", 2, False)
+    arguments = ["--profile", "gpu", "--epochs", "2", "--unet-base-width", "12"]
+    profile = study.profile_from_args(study.get_args_parser().parse_args(arguments))
+    assert (profile.device, profile.epochs, profile.stop_at_budget, profile.unet_base_width) == ("cpu", 2, False, 12)
     assert profile.results_dir == profile.figure_path.parent == Path("results/dry-run-gpu")
     assert profile.models == study.GPU_PROFILE.models
     with pytest.raises(ClothVisionError, match="--parallel 0"):
