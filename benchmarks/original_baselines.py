@@ -60,7 +60,7 @@ class DecodeEveryEpochDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         with Image.open(self.photo_paths[index]) as photo:
-            image = torch.from_numpy(np.asarray(photo.convert("RGB"))).permute(2, 0, 1)
+            image = torch.from_numpy(np.array(photo.convert("RGB"))).permute(2, 0, 1)
         image = self.transform_input(image)
         index_map = self.read_label(self.label_paths[index])
         label = self.transform_label(torch.from_numpy(index_map)[None]).long()[0]
