@@ -48,6 +48,7 @@ from errors import ClothVisionError, run_cli
 from img_test import test_split_image, test_with_image
 from models import MODEL_NAMES, count_parameters
 from preprocess import preprocess
+from trainers.metrics import metrics_from_confusion
 from trainers.plots import plot_comparison
 from trainers.summary import ModelSummary, summary_markdown
 
@@ -254,15 +255,29 @@ def throughput_table(measurements: list[ModelMeasurement], device: torch.device,
     return "\n".join(lines)
 
 
+def all_background_metrics(confusion_matrix: list[list[int]]) -> dict:
+    """The metrics of a model that predicts background (class 0) for every pixel of the same split."""
+    true_pixels = torch.tensor(confusion_matrix, dtype=torch.int64).sum(dim=1)
+    background_everywhere = torch.zeros(len(true_pixels), len(true_pixels), dtype=torch.int64)
+    background_everywhere[:, 0] = true_pixels
+    return metrics_from_confusion(background_everywhere)
+
+
+def metric_cells(report: dict) -> str:
+    return (f"{100 * report['pixel_accuracy']:.1f} % | {100 * report['mean_accuracy']:.1f} % "
+            f"| {100 * report['miou']:.1f} % | {100 * report['fw_iou']:.1f} %")
+
+
 def readme_table(measurements: list[ModelMeasurement], reports: dict[str, dict]) -> str:
     lines = ["| model | parameters | test pixel accuracy | test mean accuracy | test mIoU | test fw-IoU "
              "| ms / image |", "|---|---:|---:|---:|---:|---:|---:|"]
+    if reports:
+        # Every model is tested on the same split, so any one's confusion matrix gives the baseline.
+        baseline = all_background_metrics(next(iter(reports.values()))["confusion_matrix"])
+        lines.append(f"| all-background baseline | – | {metric_cells(baseline)} | – |")
     for item in measurements:
         if item.name in reports:
-            report = reports[item.name]
-            lines.append(f"| {item.name} | {item.parameters / 1e6:.2f} M "
-                         f"| {100 * report['pixel_accuracy']:.1f} % | {100 * report['mean_accuracy']:.1f} % "
-                         f"| {100 * report['miou']:.1f} % | {100 * report['fw_iou']:.1f} % "
+            lines.append(f"| {item.name} | {item.parameters / 1e6:.2f} M | {metric_cells(reports[item.name])} "
                          f"| {1e3 * item.inference_seconds:.1f} |")
     return "\n".join(lines)
 

@@ -130,3 +130,13 @@ def test_shrunk_dataset_preprocesses_to_the_same_labels_and_nearly_the_same_phot
     assert small.meta["class_names"] == full.meta["class_names"] and small.meta["split"] == full.meta["split"]
     # JPEG re-encoding only: these tiny noisy photos lose ~4 levels on average, a wrong resize far more.
     assert np.abs(small.images.astype(int) - full.images.astype(int)).mean() < 8
+
+
+def test_all_background_baseline_is_computed_from_the_test_confusion_matrix():
+    # Rows are true classes: 6 background pixels, 3 of class 1, 1 of class 2, none of class 3.
+    confusion = [[5, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    baseline = study.all_background_metrics(confusion)
+    assert baseline["pixel_accuracy"] == pytest.approx(0.6)
+    assert baseline["mean_accuracy"] == pytest.approx(1 / 3)  # three classes present, background all right
+    assert baseline["miou"] == pytest.approx(0.6 / 3)  # background IoU 6/10, the others 0
+    assert baseline["fw_iou"] == pytest.approx(0.6 * 0.6)
