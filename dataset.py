@@ -172,14 +172,16 @@ class DeviceBatchLoader:
         positions = torch.from_numpy(self.positions()).to(self.device)
         if self.augment:
             # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device.
-            draws = np.random.default_rng([self.seed, self.epoch, self.rank]).random(len(positions))
-            flips = torch.from_numpy(draws < 0.5).to(self.device)
+            flips = np.random.default_rng([self.seed, self.epoch, self.rank]).random(len(positions)) < 0.5
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = positions[start:start + self.batch_size]
             images = self.images.index_select(0, batch)
             labels = self.labels.index_select(0, batch)
             if self.augment:
-                flip = flips[start:start + self.batch_size]
-                images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-                labels = torch.where(flip.view(-1, 1, 1), labels.flip(-1), labels)
+                # Flip only the chosen rows of the fresh batch copy, in place (about a quarter less work
+                # than choosing between a flipped and an unflipped batch); the row numbers come from the
+                # CPU, so CUDA never waits on a mask.
+                rows = torch.from_numpy(np.flatnonzero(flips[start:start + self.batch_size])).to(self.device)
+                images.index_copy_(0, rows, images.index_select(0, rows).flip(-1))
+                labels.index_copy_(0, rows, labels.index_select(0, rows).flip(-1))
             yield torch.addcmul(self.shift, images.float(), self.scale), labels.long()
