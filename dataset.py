@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from errors import ClothVisionError
-from label_encoder import error_reason
+from errors import ClothVisionError, error_reason
 from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
 
 REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split")

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from errors import ClothVisionError
-from label_encoder import error_reason
+from errors import ClothVisionError, error_reason
 
 REPOSITORY = "https://github.com/bearpaw/clothing-co-parsing"
 DEFAULT_URL = f"{REPOSITORY}/archive/refs/heads/master.zip"

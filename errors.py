@@ -8,6 +8,12 @@ class ClothVisionError(Exception):
     """A problem the user can fix: the message names the file, the problem and the fix, on one line."""
 
 
+def error_reason(error: BaseException) -> str:
+    """Type and first line of a library's exception, so the message built around it stays one line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
     """Run a script's main(); a ClothVisionError becomes 'error: ...' on stderr and exit code 2."""
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from errors import ClothVisionError
+from errors import ClothVisionError, error_reason
 from image_io import read_rgb_image
 
 # Index maps are uint8 and the lookup table marks unknown colours with 255, so 255 classes at most.
@@ -24,12 +24,6 @@ GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 # they keep 59 colours at least 32 apart in RGB (tests check it).
 PALETTE_SATURATIONS = (0.95, 0.65, 0.4)
 PALETTE_VALUES = (1.0, 0.8, 0.6)
-
-
-def error_reason(error: BaseException) -> str:
-    """Type and first line of a library's exception, so the message built around it stays one line."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def generate_palette(num_classes: int) -> list[list[int]]:

@@ -23,9 +23,8 @@ import torch.distributed as dist
 from checkpoint import build_model_from_checkpoint, load_checkpoint
 from dataset import Cache, load_cache
 from devices import DEVICE_CHOICES, resolve_device
-from errors import ClothVisionError, run_cli
+from errors import ClothVisionError, error_reason, run_cli
 from figures import display_available
-from label_encoder import error_reason
 from models import MODEL_NAMES, MODEL_REGISTRY, PRETRAINED_CHOICES, count_parameters, get_model
 from trainers import TrainingOptions, trainer_class_for
 from trainers.distributed import (

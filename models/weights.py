@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from errors import ClothVisionError
+from errors import ClothVisionError, error_reason
 
 OFFLINE_OPTIONS = "pass --no-pretrained to train from scratch, or --weights FILE to load a local state dict"
 LISTED_KEYS = 3
@@ -27,7 +27,7 @@ def read_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
         raise ClothVisionError(f"weights file {path} cannot be read as a weights-only torch file "
-                               f"({first_line(error)}): save it with torch.save(model.state_dict(), path)"
+                               f"({error_reason(error)}): save it with torch.save(model.state_dict(), path)"
                                ) from None
     if isinstance(loaded, dict):
         for wrapper_key in ("state_dict", "model"):
@@ -52,7 +52,7 @@ def download_state_dict(weights: WeightsEnum, description: str) -> dict[str, tor
         file_name = weights.url.rsplit("/", 1)[-1]
         cache_folder = Path(torch.hub.get_dir()) / "checkpoints"
         raise ClothVisionError(f"could not download the {description} weights {weights.url} "
-                               f"({first_line(error)}): {OFFLINE_OPTIONS} "
+                               f"({error_reason(error)}): {OFFLINE_OPTIONS} "
                                f"(or copy {file_name} into {cache_folder})") from None
 
 
@@ -86,11 +86,6 @@ def load_checked(module: nn.Module, state_dict: dict[str, torch.Tensor], source:
 def load_weights_file(model: nn.Module, path: str | Path, target: str) -> None:
     """Load a whole-model state dict file into model."""
     load_checked(model, read_state_dict_file(path), f"weights file {path}", target)
-
-
-def first_line(error: BaseException) -> str:
-    message = str(error).strip()
-    return f"{type(error).__name__}: {message.splitlines()[0]}" if message else type(error).__name__
 
 
 def _some(keys: list[str]) -> str:
