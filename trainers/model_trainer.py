@@ -329,7 +329,7 @@ class ModelTrainer:
         write_history_csv(self.history, self.output_dir / f"{self.model_name}.csv")
 
     def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
-        """The CONTRACTS checkpoint: plain values and tensors only, loadable with weights_only=True."""
+        """The self-contained checkpoint: plain values and tensors only, loadable with weights_only=True."""
         rng = {"torch": torch.get_rng_state(), "loader": {"seed": self.loaders["train"].seed}}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
