@@ -169,18 +169,23 @@ class DeviceBatchLoader:
 
     def __iter__(self):
         positions = torch.from_numpy(self.positions()).to(self.device)
+        starts = range(0, len(self) * self.batch_size, self.batch_size)
         if self.augment:
-            # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device.
+            # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device. Each batch's
+            # rows to flip are found there too and sent in one copy per epoch: a copy per step would make
+            # the CPU wait for the GPU's previous step, and finding them on the GPU would too.
             flips = np.random.default_rng([self.seed, self.epoch, self.rank]).random(len(positions)) < 0.5
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows_per_batch = [np.flatnonzero(flips[start:start + self.batch_size]) for start in starts]
+            flip_rows = torch.from_numpy(np.concatenate(rows_per_batch)).to(self.device).split(
+                [len(rows) for rows in rows_per_batch])
+        for batch_number, start in enumerate(starts):
             batch = positions[start:start + self.batch_size]
             images = self.images.index_select(0, batch)
             labels = self.labels.index_select(0, batch)
             if self.augment:
-                # Flip only the chosen rows of the fresh batch copy, in place (about a quarter less work
-                # than choosing between a flipped and an unflipped batch); the row numbers come from the
-                # CPU, so CUDA never waits on a mask.
-                rows = torch.from_numpy(np.flatnonzero(flips[start:start + self.batch_size])).to(self.device)
+                # Flip only the chosen rows of the fresh batch copy, in place: about a quarter less work
+                # than choosing between a flipped and an unflipped batch.
+                rows = flip_rows[batch_number]
                 images.index_copy_(0, rows, images.index_select(0, rows).flip(-1))
                 labels.index_copy_(0, rows, labels.index_select(0, rows).flip(-1))
             yield torch.addcmul(self.shift, images.float(), self.scale), labels.long()
