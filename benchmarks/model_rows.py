@@ -1,6 +1,5 @@
 """bench.py rows 4-5: the trainer's step against a bare step of the same model, and inference latency."""
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -9,6 +8,7 @@ from torch import nn
 from benchmarks.table import Row, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
+from devices import accelerated_forward, on_device
 from models import logits_of
 from trainers import trainer_class_for
 from trainers.step_overhead import measure_step_overhead
@@ -25,19 +25,6 @@ class ModelSetting:
     def describe(self) -> str:
         arguments = "".join(f", {key} {value}" for key, value in self.model_kwargs.items())
         return f"{self.name} ({self.image_size[0]}×{self.image_size[1]}{arguments})"
-
-
-def accelerated_forward(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, as the trainers and the predictor run there; plain float32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def on_device(model_or_images, device: torch.device):
-    """Move to device, channels_last on CUDA, where cuDNN's fastest convolutions want that layout."""
-    moved = model_or_images.to(device)
-    return moved.to(memory_format=torch.channels_last) if device.type == "cuda" else moved
 
 
 def inference_seconds_per_image(model: nn.Module, image_size: tuple[int, int], device: torch.device,

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from atomic_files import atomic_write_text
 from checkpoint import load_checkpoint, save_checkpoint
 from dataset import Cache, DeviceBatchLoader
+from devices import accelerated_forward, on_device
 from early_stopper import EarlyStopper
 from errors import ClothVisionError
 from trainers.distributed import (
@@ -129,9 +130,7 @@ class ModelTrainer:
         self.run_arguments = asdict(options) if run_arguments is None else run_arguments
         if distributed.enabled and options.sync_batchnorm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(device)
-        if device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = on_device(model, device)
         # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
         self.training_network: nn.Module = self.forward_module
@@ -201,14 +200,10 @@ class ModelTrainer:
             tqdm.write(message)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return accelerated_forward(self.device)
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            return images.contiguous(memory_format=torch.channels_last)
-        return images
+        return on_device(images, self.device)
 
     def loss_weight_of(self, labels: torch.Tensor) -> torch.Tensor:
         """The denominator of CrossEntropyLoss's weighted mean for these labels."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import Cache
+from devices import on_device
 from models import MODEL_REGISTRY, get_model, logits_of
 from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
 from trainers import TrainingOptions, trainer_class_for
@@ -66,9 +67,7 @@ def measure_step_overhead(
     trainer = trainer_class_for(model_name)(trainer_model, model_name, model_kwargs, cache, device, "unused", options)
 
     torch.manual_seed(0)
-    bare_model = get_model(model_name, NUM_CLASSES, **model_kwargs).to(device).train()
-    if device.type == "cuda":
-        bare_model = bare_model.to(memory_format=torch.channels_last)
+    bare_model = on_device(get_model(model_name, NUM_CLASSES, **model_kwargs), device).train()
     bare_optimizer = torch.optim.Adam(bare_model.parameters(), lr=learning_rate)
     criterion = nn.CrossEntropyLoss()
     batches = list(trainer.loaders["train"])
