@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from checkpoint import build_model_from_checkpoint, load_checkpoint
+from dataset import normalisation_scale_and_shift
 from devices import resolve_device
 from errors import ClothVisionError
 from label_decoder import LabelDecoder
@@ -44,8 +45,8 @@ class SegmentationPredictor:
                                    f"'{self.model_name}' model ({reason}); pass a checkpoint "
                                    "written by train.py") from None
         self.model = model.to(self.device)
-        self.mean = torch.tensor(checkpoint["mean"], dtype=torch.float32, device=self.device).view(3, 1, 1)
-        self.std = torch.tensor(checkpoint["std"], dtype=torch.float32, device=self.device).view(3, 1, 1)
+        # The training loader's formula, so a photo is normalised exactly as the training images were.
+        self.scale, self.shift = normalisation_scale_and_shift(checkpoint, self.device)
 
     @torch.inference_mode()
     def predict(self, image: Image.Image) -> np.ndarray:
@@ -54,8 +55,8 @@ class SegmentationPredictor:
         # The model always sees the training size, so its memory does not grow with the photo;
         # PIL's bilinear resize averages over the whole footprint when shrinking, like preprocess.py.
         resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))
-        pixels = torch.from_numpy(resized.copy()).to(self.device).permute(2, 0, 1).float().div_(255)
-        batch = ((pixels - self.mean) / self.std).unsqueeze(0)
+        pixels = torch.from_numpy(resized.copy()).to(self.device).permute(2, 0, 1)
+        batch = torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0)
         logits = logits_of(self.model(batch))[0].float()
         return upsampled_argmax(logits, image.height, image.width)
 
