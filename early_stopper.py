@@ -36,6 +36,11 @@ class EarlyStopper:
         if improved:
             self.best_val_loss = val_loss
         self.bad_epochs = 0 if improved and not overfitting else self.bad_epochs + 1
+        return self.stopped
+
+    @property
+    def stopped(self) -> bool:
+        """True once `patience` bad epochs have accumulated (also right after load_state_dict)."""
         return self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict[str, float | int]:

@@ -272,7 +272,7 @@ class ModelTrainer:
 
     def fit(self, start_epoch: int = 1) -> None:
         """Train from start_epoch through options.epochs, or until the early stopper says so."""
-        stopped = self.early_stopper.bad_epochs >= self.early_stopper.patience
+        stopped = self.early_stopper.stopped
         for epoch in range(start_epoch, self.options.epochs + 1):
             if stopped:
                 break
