@@ -10,7 +10,8 @@ negatives of the pixels' true class, whose IoU drops, and they lower pixel accur
 """
 
 import torch
-import torch.distributed as dist
+
+from trainers.distributed import all_reduce_sum
 
 
 class ConfusionMatrix:
@@ -40,8 +41,7 @@ class ConfusionMatrix:
 
     def reduce_across_processes(self) -> None:
         """Sum the matrices of all ranks, so every rank computes metrics over the whole split."""
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(self.matrix)
+        all_reduce_sum(self.matrix)
 
     def compute(self, class_names: list[str] | None = None) -> dict:
         return metrics_from_confusion(self.matrix, class_names)
