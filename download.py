@@ -12,6 +12,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from tqdm import tqdm
@@ -72,10 +73,15 @@ def extract_pixel_level_subset(archive: Path, target: Path, url: str) -> int:
                 (target / path).parent.mkdir(parents=True, exist_ok=True)
                 with zip_file.open(members[path]) as source, open(target / path, "wb") as file:
                     shutil.copyfileobj(source, file, CHUNK_BYTES)
-    except (zipfile.BadZipFile, EOFError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ClothVisionError(
             f"the download from {url} is not an intact zip archive ({error_reason(error)}): "
             "run --download again, or check --url"
+        ) from None
+    except OSError as error:
+        raise ClothVisionError(
+            f"could not extract the download into {target} ({error_reason(error)}): free disk space or "
+            "make the folder writable, then run --download again"
         ) from None
     extracted = (len(list((target / "photos").iterdir())),
                  len(list((target / "annotations" / "pixel-level").iterdir())))

@@ -150,3 +150,30 @@ def test_partial_dataset_in_the_way_is_not_overwritten(tmp_path):
     (tmp_path / "data" / "photos").mkdir(parents=True)
     with pytest.raises(ClothVisionError, match="already holds photos but not a complete dataset"):
         download_dataset(tmp_path / "data", f"http://127.0.0.1:{closed_port()}/unused.zip")
+
+
+def test_damaged_compressed_data_is_a_one_line_error(tmp_path, serve):
+    complete = zipfile.ZipFile(io.BytesIO(repository_zip(tmp_path)))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in complete.namelist():
+            archive.writestr(name, complete.read(name))
+    damaged = bytearray(buffer.getvalue())
+    member = zipfile.ZipFile(io.BytesIO(bytes(damaged))).getinfo(f"{TOP}/label_list.mat")
+    data_start = member.header_offset + 30 + len(member.filename.encode())
+    damaged[data_start + 4:data_start + 40] = bytes(range(36))  # inside the deflate stream
+    with pytest.raises(ClothVisionError, match="not an intact zip archive"):
+        download_dataset(tmp_path / "data", serve(bytes(damaged)))
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_bad_out_folder_is_reported_before_any_download(tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "thesis.tex").write_text("not a cache")
+    unreachable = f"http://127.0.0.1:{closed_port()}/archive.zip"
+    argv = ["--download", "--url", unreachable, "--data", str(tmp_path / "data"), "--out", str(occupied)]
+    assert run_cli(main, argv) == 2
+    error = capsys.readouterr().err
+    assert "is a non-empty folder that is not a preprocess.py cache" in error
+    assert "could not download" not in error
