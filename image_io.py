@@ -26,6 +26,10 @@ class UnreadableImageError(ClothVisionError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self):
+        # Pickled with both arguments, so the error survives the trip back from a worker process.
+        return type(self), (str(self), self.reason)
+
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()

@@ -162,12 +162,7 @@ class CacheRowWriter:
         self.labels = np.load(cache_dir / "labels.npy", mmap_mode="r+")
 
     def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray]:
-        try:
-            self.images[row], self.labels[row] = convert_sample(sample, self.encoder, self.size)
-        except ClothVisionError as error:
-            # Re-raised as the plain type: subclasses with extra constructor arguments do not
-            # survive the trip back from a worker process.
-            raise ClothVisionError(str(error)) from None
+        self.images[row], self.labels[row] = convert_sample(sample, self.encoder, self.size)
         return row, np.bincount(self.labels[row].ravel(), minlength=len(self.encoder.class_names))
 
 
@@ -280,12 +275,13 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
         raise ClothVisionError(
             f"size {height}x{width}, seed {seed}: height and width must be positive, the seed 0 or more"
         )
+    # Before the download, so a bad --out is reported before minutes of fetching.
+    check_output_folder(out_dir)
     if download:
         if data_dir.is_dir() and find_layout(data_dir) is not None:
             print(f"{data_dir} already holds the dataset: skipping the download")
         else:
             download_dataset(data_dir, url)
-    check_output_folder(out_dir)
     dataset = find_dataset(data_dir)
     print(f"{dataset.layout.title} layout in {data_dir}: {len(dataset.samples)} photos with pixel-level "
           f"labels, {dataset.unannotated_photo_count} photos without them ignored")

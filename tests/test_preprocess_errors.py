@@ -1,5 +1,6 @@
 """Every bad input ends in one line naming the file and the fix, exit code 2, and no cache, not even half."""
 
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from PIL import Image
 from synthetic_ccp import write_ccp_layout, write_kaggle_layout
 
 from errors import run_cli
+from image_io import UnreadableImageError
 from preprocess import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +209,9 @@ def test_script_exits_with_code_2_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: data folder {tmp_path / 'nowhere'} does not exist")
+
+
+def test_unreadable_image_error_survives_the_trip_back_from_a_worker():
+    error = pickle.loads(pickle.dumps(UnreadableImageError("image a.jpg is corrupt: replace it", "corrupt")))
+    assert type(error) is UnreadableImageError
+    assert (str(error), error.reason) == ("image a.jpg is corrupt: replace it", "corrupt")
