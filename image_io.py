@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from atomic_files import atomic_write
-from errors import ClothVisionError
+from errors import ClothVisionError, error_reason
 
 # Alpha is composited onto white: a cut-out product photo then looks the way a viewer shows it,
 # instead of revealing whatever colour the transparent pixels happen to store.
@@ -29,11 +29,6 @@ class UnreadableImageError(ClothVisionError):
     def __reduce__(self):
         # Pickled with both arguments, so the error survives the trip back from a worker process.
         return type(self), (str(self), self.reason)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def read_rgb_image(path: str | Path) -> Image.Image:
@@ -57,17 +52,17 @@ def read_rgb_image(path: str | Path) -> Image.Image:
         raise UnreadableImageError(f"{path} is not an image file PIL can read: pass a photo "
                                    "(JPEG, PNG, BMP, TIFF, WebP, ...)", "not an image") from None
     except Image.DecompressionBombError as error:
-        raise UnreadableImageError(f"image {path} is too large to decode safely ({_first_line(error)}): "
+        raise UnreadableImageError(f"image {path} is too large to decode safely ({error_reason(error)}): "
                                    "downscale it first", "too large") from None
     # PIL's decoders raise many different types on damaged data (OSError, SyntaxError, struct.error, ...).
     except Exception as error:
-        raise UnreadableImageError(f"image {path} is corrupt or truncated ({_first_line(error)}): "
+        raise UnreadableImageError(f"image {path} is corrupt or truncated ({error_reason(error)}): "
                                    "re-export or re-download it", "corrupt or truncated") from None
     try:
         return to_rgb(upright)
     except ValueError as error:
         raise UnreadableImageError(f"image {path} has mode {upright.mode}, which cannot be converted to RGB "
-                                   f"({_first_line(error)}): save it as an RGB JPEG or PNG",
+                                   f"({error_reason(error)}): save it as an RGB JPEG or PNG",
                                    f"mode {upright.mode} not supported") from None
 
 
