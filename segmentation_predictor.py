@@ -9,7 +9,7 @@ from PIL import Image
 from checkpoint import build_model_from_checkpoint, load_checkpoint
 from dataset import normalisation_scale_and_shift
 from devices import resolve_device
-from errors import ClothVisionError
+from errors import ClothVisionError, error_reason
 from label_decoder import LabelDecoder
 from models import logits_of
 
@@ -40,9 +40,8 @@ class SegmentationPredictor:
         try:
             model = build_model_from_checkpoint(checkpoint)
         except RuntimeError as error:
-            reason = str(error).strip().splitlines()[0]
             raise ClothVisionError(f"checkpoint {self.checkpoint_path}: its weights do not fit a "
-                                   f"'{self.model_name}' model ({reason}); pass a checkpoint "
+                                   f"'{self.model_name}' model ({error_reason(error)}); pass a checkpoint "
                                    "written by train.py") from None
         self.model = model.to(self.device)
         # The training loader's formula, so a photo is normalised exactly as the training images were.
