@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import Cache
 from devices import on_device
-from models import MODEL_REGISTRY, get_model, logits_of
+from models import logits_of
 from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
-from trainers import TrainingOptions, trainer_class_for
 
 NUM_CLASSES = 59
 
@@ -60,15 +60,10 @@ def measure_step_overhead(
     if model_kwargs is None:
         model_kwargs = {"base_width": 16} if model_name == "unet" else {}
     cache = synthetic_cache(batch_size * steps, image_size)
-    learning_rate = MODEL_REGISTRY[model_name].default_learning_rate
-    options = TrainingOptions(epochs=1, batch_size=batch_size, learning_rate=learning_rate, show_progress=False)
-    torch.manual_seed(0)
-    trainer_model = get_model(model_name, NUM_CLASSES, **model_kwargs)
-    trainer = trainer_class_for(model_name)(trainer_model, model_name, model_kwargs, cache, device, "unused", options)
-
-    torch.manual_seed(0)
-    bare_model = on_device(get_model(model_name, NUM_CLASSES, **model_kwargs), device).train()
-    bare_optimizer = torch.optim.Adam(bare_model.parameters(), lr=learning_rate)
+    trainer = build_trainer(new_model(model_name, NUM_CLASSES, model_kwargs), model_name, model_kwargs, cache,
+                            device, batch_size, Path("unused"))
+    bare_model = on_device(new_model(model_name, NUM_CLASSES, model_kwargs), device).train()
+    bare_optimizer = torch.optim.Adam(bare_model.parameters(), lr=trainer.options.learning_rate)
     criterion = nn.CrossEntropyLoss()
     batches = list(trainer.loaders["train"])
 
