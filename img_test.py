@@ -30,15 +30,18 @@ from figures import display_available, figure_format, finish_figure, new_figure
 from image_io import UnreadableImageError, read_rgb_image, write_png
 from label_decoder import LabelDecoder
 from label_encoder import LabelEncoder
+from preprocess import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
 from segmentation_predictor import SegmentationPredictor
 
 DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
 # Where each dataset layout keeps the label of <root>/<photo folder>/NNNN.jpg, best first. The Kaggle
 # layout's .mat comes before its coloured PNG: the PNG is painted with class_dict.csv's colours, which
 # a checkpoint trained on the original layout (generated palette) does not know.
+KAGGLE_MAT_FOLDER = "labels/pixel_level_labels_mat"
 DATASET_LABEL_FILES = {
-    "photos": ("annotations/pixel-level/{id}.mat",),
-    "images": ("labels/pixel_level_labels_mat/{id}.mat", "labels/pixel_level_labels_colored/{id}.png"),
+    ORIGINAL_LAYOUT.photo_folder: (f"{ORIGINAL_LAYOUT.label_folder}/{{id}}{ORIGINAL_LAYOUT.label_suffix}",),
+    KAGGLE_LAYOUT.photo_folder: (f"{KAGGLE_MAT_FOLDER}/{{id}}.mat",
+                                 f"{KAGGLE_LAYOUT.label_folder}/{{id}}{KAGGLE_LAYOUT.label_suffix}"),
 }
 PHOTO_SUFFIX = ".jpg"
 OVERLAY_OPACITY = 0.5
