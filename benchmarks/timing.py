@@ -11,6 +11,8 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
     """A function that waits for queued accelerator work, so a timer stops when the work is done."""
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
+    if device.type == "mps":
+        return torch.mps.synchronize
     return lambda: None
 
 
