@@ -1,5 +1,5 @@
 """The cache preprocess.py writes: as numpy arrays (load_cache), as a torch Dataset, and as a batch
-loader that keeps a whole split on the training device and normalises and flips whole batches there."""
+loader that keeps a whole split on the training device and normalises and augments whole batches there."""
 
 import json
 import math
@@ -9,12 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from errors import ClothVisionError, error_reason
 from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
 
 REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split")
+# none: the batches as cached; flip: random horizontal flips; full: random scale, crop or pad back to the
+# training size, flip and colour jitter.
+AUGMENT_CHOICES = ("none", "flip", "full")
+# Label of pixels that carry no class (padding after zooming out); the loss and the metrics skip them.
+IGNORE_INDEX = 255
+# full: each image is zoomed by a factor drawn uniformly from this range (below 1 it shrinks and is
+# padded, above 1 it is cropped), and its brightness, contrast and saturation by factors in 1 ± this.
+SCALE_RANGE = (0.5, 2.0)
+COLOUR_JITTER = 0.25
 
 
 @dataclass
@@ -70,6 +80,14 @@ def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
             f"cache {cache_dir} holds images {images.shape} and labels {labels.shape}, but its meta.json "
             f"describes {count} images of {height}x{width}: {rerun}"
         )
+    # One pass over the labels (a fraction of a second for the full cache) turns a tampered or foreign
+    # labels.npy into this line instead of an index error deep inside the loss.
+    largest_label = int(labels.max()) if labels.size else 0
+    if largest_label >= len(meta["class_names"]):
+        raise ClothVisionError(
+            f"cache {cache_dir / 'labels.npy'} holds class index {largest_label}, but its meta.json names "
+            f"{len(meta['class_names'])} classes (0-{len(meta['class_names']) - 1}): {rerun}"
+        )
     return Cache(images, labels, meta, cache_dir)
 
 
@@ -119,21 +137,23 @@ class CustomClothingDataset(Dataset):
 class DeviceBatchLoader:
     """Batches of one split from tensors held on `device` (moved there once, as uint8).
 
-    Each batch is gathered, flipped (augment) and normalised on the device in whole-batch operations.
-    `shuffle=True` marks a training loader: every epoch (set_epoch) draws one permutation from
-    (seed, epoch), identical on every rank; with world_size > 1 it is padded by repeating its first
-    samples to a multiple of world_size and dealt out like DistributedSampler, so every rank gets the
-    same number of batches (DDP needs that). `shuffle=False` marks an evaluation loader: rows in order,
+    Each batch is gathered, augmented and normalised on the device in whole-batch operations; `augment` is
+    one of AUGMENT_CHOICES. `shuffle=True` marks a training loader: every epoch (set_epoch) draws one
+    permutation from (seed, epoch), identical on every rank; with world_size > 1 it is padded by repeating
+    its first samples to a multiple of world_size and dealt out like DistributedSampler, so every rank gets
+    the same number of batches (DDP needs that). `shuffle=False` marks an evaluation loader: rows in order,
     dealt out rank::world_size, so the ranks together see every sample exactly once.
     """
 
     def __init__(self, cache: Cache, split: str, batch_size: int, device: torch.device | str,
-                 shuffle: bool = False, augment: bool = False, seed: int = 0, rank: int = 0,
+                 shuffle: bool = False, augment: str = "none", seed: int = 0, rank: int = 0,
                  world_size: int = 1, drop_last: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
+        if augment not in AUGMENT_CHOICES:
+            raise ClothVisionError(f"unknown augmentation '{augment}': use one of {', '.join(AUGMENT_CHOICES)}")
         self.device = torch.device(device)
         self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
         self.seed, self.rank, self.world_size, self.drop_last = seed, rank, world_size, drop_last
@@ -150,7 +170,7 @@ class DeviceBatchLoader:
             self.num_samples = len(range(rank, len(rows), world_size))
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation and flips the next iteration uses."""
+        """Choose the epoch whose permutation and augmentation the next iteration uses."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -170,22 +190,83 @@ class DeviceBatchLoader:
     def __iter__(self):
         positions = torch.from_numpy(self.positions()).to(self.device)
         starts = range(0, len(self) * self.batch_size, self.batch_size)
-        if self.augment:
-            # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device. Each batch's
-            # rows to flip are found there too and sent in one copy per epoch: a copy per step would make
-            # the CPU wait for the GPU's previous step, and finding them on the GPU would too.
-            flips = np.random.default_rng([self.seed, self.epoch, self.rank]).random(len(positions)) < 0.5
+        # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device, and sent to the
+        # device in one copy per epoch: a copy per step would make the CPU wait for the GPU's previous step.
+        random = np.random.default_rng([self.seed, self.epoch, self.rank])
+        if self.augment == "flip":
+            flips = random.random(len(positions)) < 0.5
             rows_per_batch = [np.flatnonzero(flips[start:start + self.batch_size]) for start in starts]
             flip_rows = torch.from_numpy(np.concatenate(rows_per_batch)).to(self.device).split(
                 [len(rows) for rows in rows_per_batch])
+        elif self.augment == "full":
+            draws = draw_augmentation(random, len(positions)).to(self.device)
         for batch_number, start in enumerate(starts):
             batch = positions[start:start + self.batch_size]
             images = self.images.index_select(0, batch)
             labels = self.labels.index_select(0, batch)
-            if self.augment:
+            if self.augment == "flip":
                 # Flip only the chosen rows of the fresh batch copy, in place: about a quarter less work
                 # than choosing between a flipped and an unflipped batch.
                 rows = flip_rows[batch_number]
                 images.index_copy_(0, rows, images.index_select(0, rows).flip(-1))
                 labels.index_copy_(0, rows, labels.index_select(0, rows).flip(-1))
+            elif self.augment == "full":
+                yield augment_batch(images, labels, draws[start:start + len(batch)], self.scale, self.shift)
+                continue
             yield torch.addcmul(self.shift, images.float(), self.scale), labels.long()
+
+
+# Columns of the augmentation draws: zoom factor, horizontal flip (1 or -1), where the zoomed image sits
+# (x, y, each in [-1, 1]), brightness, contrast and saturation factors.
+ZOOM, FLIP, OFFSET_X, OFFSET_Y, BRIGHTNESS, CONTRAST, SATURATION = range(7)
+# ITU-R BT.601 luma weights: the grey a saturation or contrast change pulls towards.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def draw_augmentation(random: np.random.Generator, count: int) -> torch.Tensor:
+    """count×7 float32 draws (columns ZOOM ... SATURATION) for the 'full' augmentation of count images."""
+    draws = np.empty((count, 7), dtype=np.float32)
+    draws[:, ZOOM] = random.uniform(*SCALE_RANGE, count)
+    draws[:, FLIP] = np.where(random.random(count) < 0.5, -1.0, 1.0)
+    draws[:, [OFFSET_X, OFFSET_Y]] = random.uniform(-1.0, 1.0, (count, 2))
+    draws[:, [BRIGHTNESS, CONTRAST, SATURATION]] = random.uniform(1 - COLOUR_JITTER, 1 + COLOUR_JITTER, (count, 3))
+    return torch.from_numpy(draws)
+
+
+def augment_batch(images: torch.Tensor, labels: torch.Tensor, draws: torch.Tensor, scale: torch.Tensor,
+                  shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour-jitter, zoom, place and flip a uint8 batch (N×3×H×W, N×H×W) on its device, in whole-batch ops.
+
+    Returns normalised float images and int64 labels of the same size. One affine sampling grid per image
+    does zoom, crop or pad and flip at once: images are sampled bilinearly, labels with nearest neighbour
+    (no class is invented at a boundary). Padding is the mean colour (0 after normalisation) in the image
+    and IGNORE_INDEX in the label.
+    """
+    pixels = images.float()
+    luma = torch.tensor(LUMA_WEIGHTS, device=images.device).view(1, 3, 1, 1)
+
+    def factor(column: int) -> torch.Tensor:
+        return draws[:, column].view(-1, 1, 1, 1)
+
+    pixels = pixels * factor(BRIGHTNESS)
+    mean_grey = (pixels * luma).sum(dim=1, keepdim=True).mean(dim=(2, 3), keepdim=True)
+    pixels = torch.lerp(mean_grey, pixels, factor(CONTRAST))
+    grey = (pixels * luma).sum(dim=1, keepdim=True)
+    pixels = torch.lerp(grey, pixels, factor(SATURATION)).clamp_(0, 255)
+    normalised = torch.addcmul(shift, pixels, scale)
+    # Output pixel (x, y) samples the input at (x / zoom + offset, y / zoom); the offset keeps a zoomed-in
+    # crop inside the image and a zoomed-out image inside the frame.
+    inverse_zoom = 1.0 / draws[:, ZOOM]
+    slack = (inverse_zoom - 1.0).abs()
+    theta = torch.zeros(len(draws), 2, 3, device=images.device)
+    theta[:, 0, 0] = inverse_zoom * draws[:, FLIP]
+    theta[:, 1, 1] = inverse_zoom
+    theta[:, 0, 2] = draws[:, OFFSET_X] * slack
+    theta[:, 1, 2] = draws[:, OFFSET_Y] * slack
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    augmented = F.grid_sample(normalised, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # Labels shifted up by one, so that the zero padding stands out from class 0 (background).
+    shifted = (labels.float() + 1).unsqueeze(1)
+    sampled = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    sampled = sampled.squeeze(1).long()
+    return augmented, torch.where(sampled == 0, IGNORE_INDEX, sampled - 1)

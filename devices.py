@@ -1,25 +1,20 @@
-"""Choose the torch device from a command-line word, and run models the fastest way it allows."""
+"""Choose the torch device from a command-line word, and the numeric precision models run in there.
+
+Precision is one decision made here for the trainer, evaluation, the predictor, bench.py and the studies:
+bf16 autocast with channels_last memory layout where the hardware computes bf16 natively (CUDA GPUs,
+and CPUs with AVX512-BF16 or AMX instructions), float32 elsewhere. Only the network's forward pass runs
+under autocast; losses, loss sums, metrics and confusion matrices stay in float32/float64.
+"""
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
 from errors import ClothVisionError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
-
-def accelerated_forward(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (full-rate tensor cores); plain float32 elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def on_device(model_or_images, device: torch.device):
-    """Move to device, channels_last on CUDA, where cuDNN's fastest convolutions want that layout."""
-    moved = model_or_images.to(device)
-    return moved.to(memory_format=torch.channels_last) if device.type == "cuda" else moved
+PRECISION_CHOICES = ("auto", "bf16", "fp32")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -36,3 +31,52 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps_available:
         raise ClothVisionError("device 'mps' was asked for but MPS is not available here: use --device cpu")
     return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), as torch's own dispatcher sees it.
+
+    Without them bf16 autocast still works on a CPU but is emulated, and slower than float32.
+    """
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a model runs on one device: 'bf16' (autocast + channels_last) or 'fp32'."""
+
+    name: str
+    device_type: str
+
+    @property
+    def uses_bf16(self) -> bool:
+        return self.name == "bf16"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the forward pass runs in."""
+        if self.uses_bf16:
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def place(self, model_or_images, device: torch.device):
+        """Move a model or an image batch to device, in channels_last layout under bf16: oneDNN's and
+        cuDNN's fastest bf16 convolutions want that layout."""
+        moved = model_or_images.to(device)
+        return moved.to(memory_format=torch.channels_last) if self.uses_bf16 else moved
+
+    def describe(self) -> str:
+        return "bf16 autocast, channels_last" if self.uses_bf16 else "float32"
+
+
+def resolve_precision(name: str, device: torch.device | str) -> Precision:
+    """'auto': bf16 on CUDA and on CPUs with native bf16, float32 elsewhere (MPS included)."""
+    device = torch.device(device)
+    if name not in PRECISION_CHOICES:
+        raise ClothVisionError(f"unknown precision '{name}': use one of {', '.join(PRECISION_CHOICES)}")
+    if name == "auto":
+        native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+        name = "bf16" if native else "fp32"
+    elif name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ClothVisionError("--precision bf16 was asked for but this GPU has no bf16: use --precision fp32")
+    return Precision(name, device.type)

@@ -11,7 +11,6 @@ split); with several models also comparison.png and summary.md. Adam; the learni
 """
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,11 +20,20 @@ import torch
 import torch.distributed as dist
 
 from checkpoint import build_model_from_checkpoint, load_checkpoint
-from dataset import Cache, load_cache
-from devices import DEVICE_CHOICES, resolve_device
+from dataset import AUGMENT_CHOICES, Cache, load_cache
+from devices import DEVICE_CHOICES, PRECISION_CHOICES, resolve_device, resolve_precision
 from errors import ClothVisionError, error_reason, run_cli
 from figures import display_available
-from models import MODEL_NAMES, MODEL_REGISTRY, PRETRAINED_CHOICES, count_parameters, get_model
+from models import (
+    FINE_TUNING_RATES,
+    FROM_SCRATCH_RATES,
+    MODEL_NAMES,
+    MODEL_REGISTRY,
+    PRETRAINED_CHOICES,
+    count_parameters,
+    default_learning_rates,
+    get_model,
+)
 from trainers import TrainingOptions, trainer_class_for
 from trainers.distributed import (
     DistributedContext,
@@ -39,6 +47,8 @@ from trainers.plots import plot_comparison, plot_training_curves
 from trainers.summary import ModelSummary, write_summary
 
 DEFAULT_UNET_BASE_WIDTH = 70
+# The one place the training defaults are written: train()'s signature and the command line read them here.
+DEFAULTS = TrainingOptions()
 
 
 def parse_model_names(text: str | Sequence[str]) -> list[str]:
@@ -57,12 +67,21 @@ def parse_model_names(text: str | Sequence[str]) -> list[str]:
 
 
 def check_options(
-    names: list[str], options: TrainingOptions, lr: float | None, weights: str | None, dist_timeout: float
+    names: list[str],
+    options: TrainingOptions,
+    lr: float | None,
+    backbone_lr_factor: float | None,
+    weights: str | None,
+    dist_timeout: float,
 ) -> None:
     checks = [
         (options.epochs >= 1, f"--epochs {options.epochs}: train at least 1 epoch"),
         (options.batch_size >= 1, f"--batch-size {options.batch_size}: use at least 1 image per batch"),
         (lr is None or lr > 0, f"--lr {lr}: the learning rate must be positive"),
+        (
+            options.time_limit_minutes > 0,
+            f"--time-limit-minutes {options.time_limit_minutes:g}: use a positive number of minutes",
+        ),
         (
             options.class_weights in CLASS_WEIGHT_CHOICES,
             f"--class-weights {options.class_weights}: use one of {', '.join(CLASS_WEIGHT_CHOICES)}",
@@ -72,9 +91,14 @@ def check_options(
             f"--freeze-backbone-epochs {options.freeze_backbone_epochs}: use 0 (never frozen) or more",
         ),
         (
-            options.backbone_lr_factor > 0,
-            f"--backbone-lr-factor {options.backbone_lr_factor}: use a positive factor "
+            backbone_lr_factor is None or backbone_lr_factor > 0,
+            f"--backbone-lr-factor {backbone_lr_factor}: use a positive factor "
             "(freeze the backbone with --freeze-backbone-epochs instead)",
+        ),
+        (options.augment in AUGMENT_CHOICES, f"--augment {options.augment}: use one of {', '.join(AUGMENT_CHOICES)}"),
+        (
+            options.precision in PRECISION_CHOICES,
+            f"--precision {options.precision}: use one of {', '.join(PRECISION_CHOICES)}",
         ),
         (dist_timeout > 0, f"--dist-timeout {dist_timeout}: use a positive number of seconds"),
         (
@@ -168,16 +192,24 @@ def train_model(
         out,
         options,
         context,
-        {**run_arguments, "model": name, "lr": options.learning_rate},
+        {
+            **run_arguments,
+            "model": name,
+            "lr": options.learning_rate,
+            "backbone_lr_factor": options.backbone_lr_factor,
+            "precision_used": resolve_precision(options.precision, device).name,
+        },
     )
     parameters = count_parameters(model)
     if context.is_main:
         height, width = cache.meta["image_size"]
         split_sizes = "/".join(str(len(cache.split_indices(split))) for split in ("train", "val", "test"))
         print(
-            f"{name}: {MODEL_REGISTRY[name].description}; {parameters / 1e6:.2f} M parameters, lr "
-            f"{options.learning_rate:g}, {height}x{width} images, train/val/test {split_sizes}, "
-            f"device {device}" + (f", {context.world_size} processes" if context.enabled else ""),
+            f"{name}: {MODEL_REGISTRY[name].description}; {parameters / 1e6:.2f} M parameters, "
+            f"{height}x{width} images, train/val/test {split_sizes}, device {device}, "
+            f"{trainer.precision.describe()}, augment {options.augment}"
+            + (f", {context.world_size} processes" if context.enabled else "")
+            + f"\n{name}: Adam learning rates: {trainer.starting_learning_rates}",
             flush=True,
         )
     resuming = run_arguments["resume"] and trainer.last_checkpoint_path.is_file()
@@ -198,6 +230,7 @@ def train_model(
         report["miou"],
         report["fw_iou"],
         sum(row["seconds"] for row in history) / len(history),
+        trainer.starting_learning_rates,
     )
     return {"history": history, "test": report, "summary": summary}
 
@@ -206,31 +239,35 @@ def train(
     model: str | Sequence[str] = "unet",
     data: str | Path = "data/processed",
     out: str | Path = "results",
-    epochs: int = 32,
-    batch_size: int = 8,
+    epochs: int = DEFAULTS.epochs,
+    batch_size: int = DEFAULTS.batch_size,
     lr: float | None = None,
     device: str = "auto",
-    seed: int = 0,
+    seed: int = DEFAULTS.seed,
     resume: bool = False,
     pretrained: str = "imagenet",
     weights: str | None = None,
-    class_weights: str = "none",
+    class_weights: str = DEFAULTS.class_weights,
     unet_base_width: int = DEFAULT_UNET_BASE_WIDTH,
-    backbone_lr_factor: float = 0.1,
-    freeze_backbone_epochs: int = 0,
-    compile_model: bool = False,
-    sync_batchnorm: bool = False,
-    patience: int = 7,
-    min_delta: float = 0.0,
-    max_loss_diff: float = math.inf,
+    backbone_lr_factor: float | None = None,
+    freeze_backbone_epochs: int = DEFAULTS.freeze_backbone_epochs,
+    precision: str = DEFAULTS.precision,
+    augment: str = DEFAULTS.augment,
+    time_limit_minutes: float = DEFAULTS.time_limit_minutes,
+    compile_model: bool = DEFAULTS.compile_model,
+    sync_batchnorm: bool = DEFAULTS.sync_batchnorm,
+    patience: int = DEFAULTS.patience,
+    min_delta: float = DEFAULTS.min_delta,
+    max_loss_diff: float = DEFAULTS.max_loss_diff,
     dist_timeout: float = 600.0,
     show_plots: bool = True,
     show_progress: bool = True,
 ) -> dict[str, dict]:
     """Train each named model on the cache in `data`, writing its files into `out`.
 
-    Returns {model name: {"history": [...], "test": test report, "summary": ModelSummary}}. lr=None takes
-    each model's registry default. Under torchrun every process calls this; only rank 0 writes and prints.
+    Returns {model name: {"history": [...], "test": test report, "summary": ModelSummary}}. lr=None and
+    backbone_lr_factor=None take the rates that fit where each model's weights come from
+    (models.default_learning_rates). Under torchrun every process calls this; only rank 0 writes and prints.
     """
     # The call as plain values, recorded in every checkpoint as "args".
     run_arguments = {key: str(value) if isinstance(value, Path) else value for key, value in locals().items()}
@@ -246,11 +283,13 @@ def train(
         max_loss_diff=max_loss_diff,
         compile_model=compile_model,
         sync_batchnorm=sync_batchnorm,
-        backbone_lr_factor=backbone_lr_factor,
         freeze_backbone_epochs=freeze_backbone_epochs,
+        precision=precision,
+        augment=augment,
+        time_limit_minutes=time_limit_minutes,
         show_progress=show_progress,
     )
-    check_options(names, options, lr, weights, dist_timeout)
+    check_options(names, options, lr, backbone_lr_factor, weights, dist_timeout)
     if pretrained not in PRETRAINED_CHOICES:
         raise ClothVisionError(f"--pretrained {pretrained}: use one of {', '.join(PRETRAINED_CHOICES)}")
     if resume:
@@ -273,8 +312,11 @@ def train(
     try:
         with process_group(context, device, dist_timeout):
             for name in names:
+                rates = default_learning_rates(name, pretrained, weights)
                 model_options = replace(
-                    options, learning_rate=MODEL_REGISTRY[name].default_learning_rate if lr is None else lr
+                    options,
+                    learning_rate=rates.learning_rate if lr is None else lr,
+                    backbone_lr_factor=rates.backbone_lr_factor if backbone_lr_factor is None else backbone_lr_factor,
                 )
                 results[name] = train_model(name, cache, device, context, model_options, run_arguments, show_plots)
     except dist.DistError as error:
@@ -303,7 +345,8 @@ def evaluate_checkpoint(
     data: str | Path = "data/processed",
     split: str = "val",
     device: str = "auto",
-    batch_size: int = 8,
+    batch_size: int = DEFAULTS.batch_size,
+    precision: str = DEFAULTS.precision,
 ) -> dict:
     """Loss, confusion matrix and metrics of a saved checkpoint on one split of a cache, in one process."""
     checkpoint = load_checkpoint(checkpoint_path)
@@ -315,7 +358,10 @@ def evaluate_checkpoint(
         )
     name = checkpoint["model_name"]
     options = TrainingOptions(
-        batch_size=batch_size, class_weights=checkpoint["args"]["class_weights"], show_progress=False
+        batch_size=batch_size,
+        class_weights=checkpoint["args"]["class_weights"],
+        precision=precision,
+        show_progress=False,
     )
     trainer = trainer_class_for(name)(
         build_model_from_checkpoint(checkpoint),
@@ -330,7 +376,6 @@ def evaluate_checkpoint(
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    learning_rates = ", ".join(f"{name} {entry.default_learning_rate:g}" for name, entry in MODEL_REGISTRY.items())
     parser = argparse.ArgumentParser(
         description=__doc__, add_help=add_help, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -348,12 +393,43 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         default="results",
         help="folder for checkpoints, history, curves and test metrics (default: %(default)s)",
     )
-    parser.add_argument("--epochs", type=int, default=32, help="maximum number of epochs (default: %(default)s)")
     parser.add_argument(
-        "--batch-size", type=int, default=8, help="images per batch and per process (default: %(default)s)"
+        "--epochs", type=int, default=DEFAULTS.epochs, help="maximum number of epochs (default: %(default)s)"
     )
     parser.add_argument(
-        "--lr", type=float, default=None, help=f"Adam learning rate (default: per model: {learning_rates})"
+        "--batch-size",
+        type=int,
+        default=DEFAULTS.batch_size,
+        help="images per batch and per process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"Adam learning rate (default: by where the weights come from: {FROM_SCRATCH_RATES.learning_rate:g} "
+        f"from scratch, i.e. the U-net and --no-pretrained; {FINE_TUNING_RATES.learning_rate:g} for a "
+        "pretrained or --weights backbone)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default=DEFAULTS.precision,
+        help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), "
+        "float32 elsewhere (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--augment",
+        choices=AUGMENT_CHOICES,
+        default=DEFAULTS.augment,
+        help="training batches on the device: none; flip (horizontal flips); full (random zoom 0.5-2x, crop "
+        "or pad back to size, flip, brightness/contrast/saturation jitter) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--time-limit-minutes",
+        type=float,
+        default=DEFAULTS.time_limit_minutes,
+        help="stop a model's training once another epoch would end past this many minutes of it "
+        "(default: %(default)s, i.e. no limit)",
     )
     parser.add_argument(
         "--device",
@@ -364,8 +440,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
-        help="seed of the initial weights, batch order and flips (default: %(default)s)",
+        default=DEFAULTS.seed,
+        help="seed of the initial weights, batch order and augmentation (default: %(default)s)",
     )
     parser.add_argument(
         "--resume",
@@ -395,7 +471,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--class-weights",
         choices=CLASS_WEIGHT_CHOICES,
-        default="none",
+        default=DEFAULTS.class_weights,
         help="loss weight per class: inverse-log-freq gives 1/ln(1.02 + train pixel share), so rare "
         "garments count more (default: %(default)s)",
     )
@@ -408,13 +484,15 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--backbone-lr-factor",
         type=float,
-        default=0.1,
-        help="DeepLabV3 backbone learning rate = --lr × this factor (default: %(default)s)",
+        default=None,
+        help="DeepLabV3 backbone learning rate = --lr × this factor (default: by where the weights come from: "
+        f"{FROM_SCRATCH_RATES.backbone_lr_factor:g} from scratch, {FINE_TUNING_RATES.backbone_lr_factor:g} "
+        "for a pretrained or --weights backbone)",
     )
     parser.add_argument(
         "--freeze-backbone-epochs",
         type=int,
-        default=0,
+        default=DEFAULTS.freeze_backbone_epochs,
         help="keep the DeepLabV3 backbone frozen for this many first epochs (default: %(default)s)",
     )
     parser.add_argument(
@@ -431,19 +509,19 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument(
         "--patience",
         type=int,
-        default=7,
+        default=DEFAULTS.patience,
         help="early stopping: stop after this many epochs without val loss improvement (default: %(default)s)",
     )
     parser.add_argument(
         "--min-delta",
         type=float,
-        default=0.0,
+        default=DEFAULTS.min_delta,
         help="early stopping: the val loss must improve by more than this (default: %(default)s)",
     )
     parser.add_argument(
         "--max-loss-diff",
         type=float,
-        default=math.inf,
+        default=DEFAULTS.max_loss_diff,
         help="early stopping: an epoch whose val loss exceeds its train loss by more than this "
         "counts as bad (default: %(default)s, i.e. off)",
     )

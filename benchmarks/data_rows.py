@@ -146,7 +146,7 @@ def measure_data_loading(data_dir: Path, cache: Cache, device: torch.device, bas
     per_item = DataLoader(CustomClothingDataset(cache, "train", augment=True),
                           batch_size=ORIGINAL_BATCH_SIZE, shuffle=True)
     device_batches = DeviceBatchLoader(cache, "train", ORIGINAL_BATCH_SIZE, device, shuffle=True,
-                                       augment=True)
+                                       augment="flip")
 
     def consume(loader) -> None:
         for images, labels in loader:

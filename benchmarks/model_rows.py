@@ -8,7 +8,7 @@ from torch import nn
 from benchmarks.table import Row, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
-from devices import accelerated_forward, on_device
+from devices import resolve_precision
 from models import logits_of
 from trainers import trainer_class_for
 from trainers.step_overhead import measure_step_overhead
@@ -28,13 +28,14 @@ class ModelSetting:
 
 
 def inference_seconds_per_image(model: nn.Module, image_size: tuple[int, int], device: torch.device,
-                                repeats: int) -> float:
+                                repeats: int, precision: str = "auto") -> float:
     """Median seconds to segment one image (batch of one), eval mode, inference_mode, after a warm-up."""
-    model = on_device(model, device).eval()
-    images = on_device(torch.randn(1, 3, *image_size), device)
+    chosen = resolve_precision(precision, device)
+    model = chosen.place(model, device).eval()
+    images = chosen.place(torch.randn(1, 3, *image_size), device)
 
     def predict() -> torch.Tensor:
-        with torch.inference_mode(), accelerated_forward(device):
+        with torch.inference_mode(), chosen.autocast():
             return logits_of(model(images)).argmax(1)
 
     return median_seconds_alternating({"predict": predict}, repeats=repeats, warmup=2,
@@ -49,7 +50,7 @@ def measure_inference(settings: list[ModelSetting], num_classes: int, devices: l
         model = new_model(setting.name, num_classes, setting.model_kwargs)
         for device in devices:
             seconds = inference_seconds_per_image(model, setting.image_size, device, repeats)
-            precision = "bf16 autocast, channels_last" if device.type == "cuda" else "float32"
+            precision = resolve_precision("auto", device).describe()
             rows.append(Row("inference latency", "-",
                             f"{setting.describe()}: {format_seconds(seconds)}/image",
                             f"{1 / seconds:.1f} images/s", "-",

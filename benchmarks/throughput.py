@@ -7,15 +7,16 @@ from torch import nn
 
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import Cache
-from models import MODEL_REGISTRY, get_model
+from models import default_learning_rates, get_model
 from trainers import ModelTrainer, TrainingOptions, trainer_class_for
 
 
 def build_trainer(model: nn.Module, model_name: str, model_kwargs: dict, cache: Cache, device: torch.device,
-                  batch_size: int, output_dir: Path) -> ModelTrainer:
-    """The trainer train.py would use for this model, at its default learning rate, without progress bars."""
-    options = TrainingOptions(batch_size=batch_size, show_progress=False,
-                              learning_rate=MODEL_REGISTRY[model_name].default_learning_rate)
+                  batch_size: int, output_dir: Path, precision: str = "auto", augment: str = "full") -> ModelTrainer:
+    """The trainer train.py would use for this model from scratch, at its rates, without progress bars."""
+    rates = default_learning_rates(model_name)
+    options = TrainingOptions(batch_size=batch_size, show_progress=False, learning_rate=rates.learning_rate,
+                              backbone_lr_factor=rates.backbone_lr_factor, precision=precision, augment=augment)
     return trainer_class_for(model_name)(model, model_name, model_kwargs, cache, device, output_dir, options)
 
 

@@ -21,13 +21,32 @@ PRETRAINED_CHOICES = ("none", "imagenet", "coco")
 
 
 @dataclass(frozen=True)
+class LearningRates:
+    """Adam's rate for the network (a DeepLabV3's head) and the factor its backbone's rate is scaled by."""
+
+    learning_rate: float
+    backbone_lr_factor: float
+
+
+# Weights learnt elsewhere are fine-tuned gently: Adam at 1e-4 adapts a pretrained backbone without
+# wrecking its features in the first epochs, and the backbone learns ten times slower than the new head.
+FINE_TUNING_RATES = LearningRates(1e-4, 0.1)
+# A randomly initialised network has nothing to protect: Adam's standard 1e-3 for every parameter. At
+# fine-tuning rates a from-scratch ResNet-101 backbone (1e-5) barely moves in a few dozen epochs.
+FROM_SCRATCH_RATES = LearningRates(1e-3, 1.0)
+# BatchNorm's usual running-statistics momentum. torchvision's MobileNetV3 uses 0.01, tuned for long
+# ImageNet runs: from scratch its eval-mode statistics then lag a fast-changing network by ~100 steps and
+# validation predicts background for epochs while training already learns.
+FROM_SCRATCH_BATCHNORM_MOMENTUM = 0.1
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     # build(num_classes, pretrained, **model_kwargs) -> nn.Module
     build: Callable[..., nn.Module]
     # load_weights_file(model, path): fills a built model from a local state dict
     load_weights_file: Callable[[nn.Module, str | Path], None]
     transfer_learning: bool
-    default_learning_rate: float
     description: str
 
 
@@ -41,10 +60,6 @@ def _deeplabv3_entry(variant_name: str, description: str) -> ModelEntry:
         build=partial(build_deeplabv3, variant_name),
         load_weights_file=partial(load_deeplabv3_weights_file, variant_name),
         transfer_learning=True,
-        # Adam at 1e-4 fine-tunes a pretrained backbone without wrecking its features in the first
-        # epochs (the usual rate for fine-tuning segmentation networks with Adam); the trainer may give
-        # the backbone a lower rate still than the new head.
-        default_learning_rate=1e-4,
         description=description,
     )
 
@@ -54,9 +69,6 @@ MODEL_REGISTRY: dict[str, ModelEntry] = {
         build=_build_unet,
         load_weights_file=partial(load_weights_file, target="a U-net of the same base width and class count"),
         transfer_learning=False,
-        # Trained from scratch with BatchNorm after every convolution: Adam's standard 1e-3 is stable here,
-        # and there are no pretrained features for a larger rate to destroy.
-        default_learning_rate=1e-3,
         description="U-net from scratch (encoder widths w, 2w, 4w, 8w; bottleneck 16w; w = base_width)",
     ),
     "mobilenetv3": _deeplabv3_entry("mobilenetv3", "DeepLabV3 with a MobileNetV3-Large backbone"),
@@ -64,6 +76,18 @@ MODEL_REGISTRY: dict[str, ModelEntry] = {
     "resnet101": _deeplabv3_entry("resnet101", "DeepLabV3 with a ResNet-101 backbone"),
 }
 MODEL_NAMES = tuple(MODEL_REGISTRY)
+
+
+def starts_from_scratch(name: str, pretrained: str = "none", weights_file: str | Path | None = None) -> bool:
+    """The U-net always; a DeepLabV3 when it neither downloads pretrained weights nor loads a weights file."""
+    entry = MODEL_REGISTRY[name]
+    return not entry.transfer_learning or (pretrained == "none" and weights_file is None)
+
+
+def default_learning_rates(name: str, pretrained: str = "none",
+                           weights_file: str | Path | None = None) -> LearningRates:
+    """The learning rates follow where the weights come from: FROM_SCRATCH_RATES or FINE_TUNING_RATES."""
+    return FROM_SCRATCH_RATES if starts_from_scratch(name, pretrained, weights_file) else FINE_TUNING_RATES
 
 
 def get_model(name: str, num_classes: int, pretrained: str = "none", weights_file: str | Path | None = None,
@@ -83,7 +107,15 @@ def get_model(name: str, num_classes: int, pretrained: str = "none", weights_fil
     model = entry.build(num_classes, "none" if weights_file is not None else pretrained, **model_kwargs)
     if weights_file is not None:
         entry.load_weights_file(model, weights_file)
+    elif starts_from_scratch(name, pretrained):
+        set_batchnorm_momentum(model, FROM_SCRATCH_BATCHNORM_MOMENTUM)
     return model
+
+
+def set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
 
 
 def logits_of(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:

@@ -2,6 +2,10 @@
 
 The auxiliary classifier is off: the trainers optimise the main output only, and dropping it keeps
 every variant's state dict the same whatever weights it started from.
+
+MobileNetV3-Large's BatchNorm layers keep running statistics with momentum 0.01 in torchvision, right for
+pretrained weights; a model built from scratch gets the usual 0.1 (models.get_model), or its validation
+predictions lag the training network by about a hundred steps.
 """
 
 from collections.abc import Callable

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Reference run for a machine without a GPU (2 cores): preprocess the CCP data at 240x144 and train a
-# U-net of base width 32 from scratch for as many epochs as fit about 30 minutes, measured before it
-# starts; writes results/cpu/summary.md, readme_imgs/graph_cpu.png and readme_imgs/prediction_unet_cpu.png,
-# all labelled as a CPU run. From-scratch DeepLabV3 does not beat the all-background baseline in that time.
+# Reference run for a machine without a GPU (2 cores): preprocess the CCP data at 240x144 and train all
+# four models from scratch with the project's recipe (Adam at 1e-3, augment full, bf16 where the CPU has it),
+# two runs at a time with one thread each: the U-net (base width 32) for 25 epochs, the same U-net with
+# --augment flip as an ablation, then each DeepLabV3 with the same wall-clock limit, fitted so that the whole
+# study takes --budget-minutes (120). Writes results/cpu/summary.md and readme_imgs/graph_cpu.png.
 #
 #   scripts/cpu_study.sh [--data DIR] [--epochs N] [--budget-minutes M] [...]   (python -m scripts.study --help)
 #   scripts/cpu_study.sh --dry-run      # or DRY_RUN=1: every step at toy size, 1 epoch

@@ -184,7 +184,7 @@ def test_drop_last_leaves_out_the_partial_batch(cache):
 
 
 def test_augment_flips_image_and_label_of_the_same_samples(cache):
-    loader = DeviceBatchLoader(cache, "train", batch_size=8, device="cpu", shuffle=True, augment=True, seed=2)
+    loader = DeviceBatchLoader(cache, "train", batch_size=8, device="cpu", shuffle=True, augment="flip", seed=2)
     flips = []
     for epoch in range(3):
         loader.set_epoch(epoch)
@@ -208,8 +208,8 @@ def test_loader_arguments_are_checked(cache):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_loader_holds_the_split_on_the_gpu_and_matches_the_cpu(cache):
-    cpu = DeviceBatchLoader(cache, "train", batch_size=8, device="cpu", shuffle=True, augment=True)
-    gpu = DeviceBatchLoader(cache, "train", batch_size=8, device="cuda", shuffle=True, augment=True)
+    cpu = DeviceBatchLoader(cache, "train", batch_size=8, device="cpu", shuffle=True, augment="flip")
+    gpu = DeviceBatchLoader(cache, "train", batch_size=8, device="cuda", shuffle=True, augment="flip")
     assert gpu.images.is_cuda and gpu.images.dtype == torch.uint8
     for (cpu_images, cpu_labels), (gpu_images, gpu_labels) in zip(cpu, gpu, strict=True):
         assert gpu_images.is_cuda and gpu_labels.is_cuda

@@ -7,7 +7,17 @@ import torchvision
 from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
 from errors import ClothVisionError
-from models import MODEL_NAMES, MODEL_REGISTRY, count_parameters, get_model, logits_of
+from models import (
+    FINE_TUNING_RATES,
+    FROM_SCRATCH_RATES,
+    MODEL_NAMES,
+    MODEL_REGISTRY,
+    LearningRates,
+    count_parameters,
+    default_learning_rates,
+    get_model,
+    logits_of,
+)
 from models.deeplabv3 import VARIANTS
 from models.unet import UNet
 
@@ -51,9 +61,35 @@ def offline_torch_home(tmp_path, monkeypatch):
 def test_registry_lists_every_model_with_its_training_settings():
     assert MODEL_NAMES == ("unet", "mobilenetv3", "resnet50", "resnet101")
     assert [MODEL_REGISTRY[name].transfer_learning for name in MODEL_NAMES] == [False, True, True, True]
-    assert MODEL_REGISTRY["unet"].default_learning_rate == 1e-3
-    assert {MODEL_REGISTRY[name].default_learning_rate for name in MODEL_NAMES[1:]} == {1e-4}
     assert all(MODEL_REGISTRY[name].description for name in MODEL_NAMES)
+
+
+def test_learning_rates_follow_where_the_weights_come_from():
+    scratch, fine_tuning = LearningRates(1e-3, 1.0), LearningRates(1e-4, 0.1)
+    assert (scratch, fine_tuning) == (FROM_SCRATCH_RATES, FINE_TUNING_RATES)
+    # The U-net has no pretrained weights: whatever is asked, it starts from scratch.
+    assert default_learning_rates("unet", "imagenet") == default_learning_rates("unet", "none", "w.pt") == scratch
+    for name in MODEL_NAMES[1:]:
+        assert default_learning_rates(name, "none") == scratch
+        assert default_learning_rates(name, "imagenet") == default_learning_rates(name, "coco") == fine_tuning
+        assert default_learning_rates(name, "none", "backbone.pth") == fine_tuning
+
+
+def batchnorm_momenta(model: torch.nn.Module) -> set[float]:
+    return {module.momentum for module in model.modules() if isinstance(module, torch.nn.BatchNorm2d)}
+
+
+def test_from_scratch_mobilenetv3_gets_the_usual_batchnorm_momentum_and_pretrained_weights_keep_theirs(tmp_path):
+    scratch = get_model("mobilenetv3", 5)
+    assert batchnorm_momenta(scratch) == {0.1}
+    # torchvision's own MobileNetV3-Large: most of its BatchNorm layers follow their statistics slowly.
+    assert 0.01 in batchnorm_momenta(deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5))
+    weights_file = tmp_path / "mobilenetv3.pth"
+    torch.save(scratch.state_dict(), weights_file)
+    from_file = get_model("mobilenetv3", 5, weights_file=weights_file)
+    momenta = [module.momentum for module in from_file.backbone.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    assert momenta.count(0.01) == 46 and momenta.count(0.1) == 0
+    assert batchnorm_momenta(get_model("unet", 5, base_width=2)) == batchnorm_momenta(get_model("resnet50", 5)) == {0.1}
 
 
 def test_unknown_model_or_pretrained_choice_lists_the_valid_ones():

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+import train
 from dataset import Cache
 from errors import ClothVisionError
-from scripts import study
+from models import default_learning_rates
+from scripts import study, study_measure, study_plan, study_report, study_training
 from trainers.model_trainer import write_history_csv
 
 
@@ -21,11 +23,6 @@ def split_only_cache(train: int, val: int, test: int) -> Cache:
     return Cache(images=None, labels=None, meta={"split": split}, cache_dir=Path("unused"))
 
 
-def measurement(name: str, images_per_second: float) -> study.ModelMeasurement:
-    return study.ModelMeasurement(name, parameters=1000, forward_flops=10**9,
-                                  training_images_per_second=images_per_second, inference_seconds=0.01)
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_gpu_study_refuses_to_start_without_cuda_before_any_work(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -34,29 +31,58 @@ def test_gpu_study_refuses_to_start_without_cuda_before_any_work(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cpu_profile_fits_its_epochs_into_the_budget():
-    cache = split_only_cache(702, 151, 151)
-    # 10 training images/s: an epoch is 702 / 10 s of training plus a third of that rate's cost per val image.
-    epoch_seconds = (702 + 151 / 3) / 10
-    assert study.estimated_epoch_seconds(measurement("unet", 10.0), cache) == pytest.approx(epoch_seconds)
-    expected = int((30 * 60 - study.CPU_FIXED_COST_SECONDS) / epoch_seconds)
-    assert study.choose_epochs(study.CPU_PROFILE, [measurement("unet", 10.0)], cache) == expected == 22
-    assert study.choose_epochs(study.CPU_PROFILE, [measurement("unet", 0.01)], cache) == 1
-    assert study.choose_epochs(study.GPU_PROFILE, [measurement("unet", 0.01)], cache) == 30
+def test_cpu_profile_gives_every_deeplabv3_the_same_time_limit_after_the_unet_epochs():
+    profile = study_plan.CPU_PROFILE
+    runs = study_plan.planned_runs(profile)
+    assert [run.label for run in runs] == ["unet", "unet, augment flip", "mobilenetv3", "resnet50", "resnet101"]
+    assert [run.augment for run in runs] == ["full", "flip", "full", "full", "full"]
+    assert runs[1].out_dir == profile.results_dir / "augment-flip" and runs[1].slug == "unet-augment-flip"
+    assert [run.epochs for run in runs] == [25, 25, 200, 200, 200]
+    # Two U-net runs side by side take 25 epochs of 100 s; three DeepLabV3 runs take two rounds of two.
+    seconds_left = 120 * 60
+    timed = study_plan.with_time_limits(runs, profile, {"unet": 100.0}, seconds_left)
+    expected_minutes = (seconds_left - study_plan.REPORT_RESERVE_SECONDS - 25 * 100) / 2 / 60
+    assert [run.time_limit_minutes for run in timed] == [None, None, *[round(expected_minutes, 1)] * 3]
+    # No time left at all still gives each DeepLabV3 a minute (train.py always finishes its first epoch).
+    starved = study_plan.with_time_limits(runs, profile, {"unet": 1e6}, seconds_left)
+    assert [run.time_limit_minutes for run in starved[2:]] == [1.0] * 3
+    assert study_plan.with_time_limits(runs, study_plan.GPU_PROFILE, {"unet": 1e6}, 0) == runs
 
 
-def test_training_command_trains_from_scratch_without_early_stopping():
-    command = study.training_command("resnet50", study.GPU_PROFILE, epochs=30)
-    assert command[:4] == [sys.executable, "train.py", "--model", "resnet50"]
-    assert command[-2:] == ["--no-pretrained", "--no-show"]
-    options = dict(zip(command[4:-2:2], command[5:-2:2], strict=True))
-    assert options["--patience"] == "31" and options["--epochs"] == "30" and options["--device"] == "cuda"
-    assert options["--data"] == "data/processed" and options["--out"] == "results"
+def test_gpu_profile_trains_every_model_for_the_same_epochs():
+    runs = study_plan.planned_runs(study_plan.GPU_PROFILE)
+    assert [(run.label, run.epochs, run.augment) for run in runs] == [
+        (name, 30, "full") for name in ("unet", "mobilenetv3", "resnet50", "resnet101")]
+
+
+def test_epoch_estimate_counts_training_and_a_third_of_the_validation_images():
+    assert study_plan.estimated_epoch_seconds(10.0, 702, 151) == pytest.approx((702 + 151 / 3) / 10)
+
+
+def test_training_commands_train_from_scratch_at_from_scratch_rates_without_early_stopping():
+    runs = study_plan.with_time_limits(study_plan.planned_runs(study_plan.CPU_PROFILE), study_plan.CPU_PROFILE,
+                                       {"unet": 60.0}, 120 * 60)
+    commands = {run.label: study_training.training_command(run, study_plan.CPU_PROFILE) for run in runs}
+    for command in commands.values():
+        assert command[:2] == [sys.executable, "train.py"] and command[-2:] == ["--no-pretrained", "--no-show"]
+        options = dict(zip(command[2:-2:2], command[3:-2:2], strict=True))
+        assert "--lr" not in options and "--backbone-lr-factor" not in options
+        assert int(options["--patience"]) == int(options["--epochs"]) + 1
+        assert options["--precision"] == "auto" and options["--device"] == "cpu"
+    flip = dict(zip(commands["unet, augment flip"][2:-2:2], commands["unet, augment flip"][3:-2:2], strict=True))
+    assert flip["--augment"] == "flip" and flip["--out"] == "results/cpu/augment-flip" and flip["--epochs"] == "25"
+    resnet = dict(zip(commands["resnet101"][2:-2:2], commands["resnet101"][3:-2:2], strict=True))
+    assert resnet["--augment"] == "full" and float(resnet["--time-limit-minutes"]) > 0
+    # What those flags make train.py do: Adam at 1e-3 for every parameter of every model.
+    for name in ("unet", "resnet101"):
+        train_arguments = train.get_args_parser().parse_args(commands[name][2:])
+        rates = default_learning_rates(name, train_arguments.pretrained, train_arguments.weights)
+        assert train_arguments.lr is None and (rates.learning_rate, rates.backbone_lr_factor) == (1e-3, 1.0)
 
 
 def test_subset_cache_cuts_only_the_train_split():
     cache = split_only_cache(10, 2, 2)
-    short = study.subset_cache(cache, 4)
+    short = study_measure.subset_cache(cache, 4)
     assert short.split_indices("train").tolist() == [0, 1, 2, 3]
     assert short.meta["split"]["val"] == cache.meta["split"]["val"] == [10, 11]
     assert len(cache.split_indices("train")) == 10
@@ -67,34 +93,37 @@ def test_summary_row_comes_from_the_history_and_test_files(tmp_path):
                 "val_miou": miou, "lr": 1e-3, "seconds": seconds}
                for epoch, miou, seconds in ((1, 0.1, 3.0), (2, 0.3, 5.0), (3, 0.2, 4.0))]
     write_history_csv(history, tmp_path / "unet.csv")
-    read_back = study.read_history(tmp_path / "unet.csv")
+    read_back = study_report.read_history(tmp_path / "unet.csv")
     assert read_back == history
-    report = {"best_epoch": 2, "pixel_accuracy": 0.9, "miou": 0.25, "fw_iou": 0.8}
-    summary = study.model_summary("unet", read_back, report, parameters=123)
+    report = {"best_epoch": 2, "pixel_accuracy": 0.9, "miou": 0.25, "fw_iou": 0.8,
+              "learning_rates": "all 0.001 (1.00 M parameters)"}
+    summary = study_report.model_summary("unet", read_back, report, parameters=123)
     assert (summary.epochs_run, summary.best_epoch, summary.best_val_miou) == (3, 2, 0.3)
     assert summary.seconds_per_epoch == pytest.approx(4.0) and summary.test_miou == 0.25
+    assert summary.learning_rates == "all 0.001 (1.00 M parameters)"
 
 
 def test_training_processes_report_exit_codes_and_stop_at_the_deadline(tmp_path, monkeypatch):
-    profile = replace(study.CPU_PROFILE, models=("unet", "resnet50"), parallel=2, results_dir=tmp_path)
-    scripts = {"unet": "pass", "resnet50": "import time; time.sleep(60)"}
-    monkeypatch.setattr(study, "training_command",
-                        lambda name, profile, epochs: [sys.executable, "-c", scripts[name]])
-    assert study.run_training(replace(profile, models=("unet",)), 1, deadline=None) == {"unet": 0}
-    exit_codes = study.run_training(profile, 1, deadline=time.monotonic() + 3)
-    assert exit_codes == {"unet": 0, "resnet50": None}
-    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["resnet50.log", "unet.log"]
+    profile = replace(study_plan.CPU_PROFILE, parallel=2, results_dir=tmp_path)
+    runs = [study_plan.TrainingRun(label, "unet", tmp_path, "full", 1) for label in ("quick", "slow one")]
+    scripts = {"quick": "pass", "slow one": "import time; time.sleep(60)"}
+    monkeypatch.setattr(study_training, "training_command",
+                        lambda run, profile: [sys.executable, "-c", scripts[run.label]])
+    assert study_training.run_training(profile, runs[:1], deadline=None) == {"quick": 0}
+    exit_codes = study_training.run_training(profile, runs, deadline=time.monotonic() + 3)
+    assert exit_codes == {"quick": 0, "slow one": None}
+    assert sorted(path.name for path in (tmp_path / "logs").iterdir()) == ["quick.log", "slow-one.log"]
 
 
 def test_export_copies_summary_and_figure_and_archives_all_but_checkpoints(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    profile = replace(study.GPU_PROFILE, results_dir=Path("results"))
+    profile = replace(study_plan.GPU_PROFILE, results_dir=Path("results"))
     for name in ("unet.pt", "unet.csv", "summary.md", "logs/unet.log", "cache/images.npy", "cpu/summary.md"):
         (Path("results") / name).parent.mkdir(parents=True, exist_ok=True)
         (Path("results") / name).write_text(name)
     Path("graph.png").write_text("figure")
     Path("prediction_unet.png").write_text("figure")
-    study.export(profile, tmp_path / "out", [Path("results/summary.md"), Path("graph.png"),
+    study_report.export(profile, tmp_path / "out", [Path("results/summary.md"), Path("graph.png"),
                                              Path("prediction_unet.png")])
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["graph.png", "results.tar.gz",
                                                                          "summary.md"]
@@ -109,7 +138,7 @@ def test_dry_run_from_the_environment_runs_tiny_on_the_cpu_without_a_deadline(mo
     profile = study.profile_from_args(study.get_args_parser().parse_args(arguments))
     assert (profile.device, profile.epochs, profile.stop_at_budget, profile.unet_base_width) == ("cpu", 2, False, 12)
     assert profile.results_dir == profile.figure_path.parent == Path("results/dry-run-gpu")
-    assert profile.models == study.GPU_PROFILE.models
+    assert profile.models == study_plan.GPU_PROFILE.models
     with pytest.raises(ClothVisionError, match="--parallel 0"):
         study.profile_from_args(study.get_args_parser().parse_args(["--parallel", "0"]))
 
@@ -135,7 +164,7 @@ def test_shrunk_dataset_preprocesses_to_the_same_labels_and_nearly_the_same_phot
 def test_all_background_baseline_is_computed_from_the_test_confusion_matrix():
     # Rows are true classes: 6 background pixels, 3 of class 1, 1 of class 2, none of class 3.
     confusion = [[5, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
-    baseline = study.all_background_metrics(confusion)
+    baseline = study_report.all_background_metrics(confusion)
     assert baseline["pixel_accuracy"] == pytest.approx(0.6)
     assert baseline["mean_accuracy"] == pytest.approx(1 / 3)  # three classes present, background all right
     assert baseline["miou"] == pytest.approx(0.6 / 3)  # background IoU 6/10, the others 0

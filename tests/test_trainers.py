@@ -11,7 +11,7 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from dataset import load_cache
+from dataset import IGNORE_INDEX, load_cache
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.model_trainer import class_weights_from_counts, correct_pixels
@@ -49,8 +49,12 @@ def test_correct_pixels_counts_where_the_true_class_scores_highest():
     # Two images of 1×2 pixels, three classes; the best class per pixel is 2, 0 | 1, 1.
     logits = torch.tensor([[[[0.1, 3.0]], [[0.2, 1.0]], [[0.9, 2.0]]], [[[0.0, 0.0]], [[1.0, 5.0]], [[0.5, 4.0]]]])
     labels = torch.tensor([[[2, 1]], [[1, 2]]])
-    assert correct_pixels(logits, labels).item() == 2
-    assert correct_pixels(logits, logits.argmax(dim=1)).item() == 4
+    everywhere = torch.ones_like(labels, dtype=torch.bool)
+    assert correct_pixels(logits, labels, everywhere).item() == 2
+    assert correct_pixels(logits, logits.argmax(dim=1), everywhere).item() == 4
+    # An ignored pixel counts as neither right nor wrong, whatever its label value.
+    ignored = torch.tensor([[[2, IGNORE_INDEX]], [[1, 1]]])
+    assert correct_pixels(logits, ignored, ignored != IGNORE_INDEX).item() == 3
 
 
 def test_trainer_class_follows_the_registry():
@@ -60,8 +64,10 @@ def test_trainer_class_follows_the_registry():
 
 @pytest.mark.parametrize("class_weights", ["none", "inverse-log-freq"])
 def test_split_loss_is_the_loss_of_the_whole_split_whatever_the_batch_size(cache_dir, class_weights):
-    one_by_one = make_trainer("unet", cache_dir, batch_size=1, class_weights=class_weights).evaluate("val")
-    trainer = make_trainer("unet", cache_dir, batch_size=3, class_weights=class_weights)
+    # float32, so that the reference below, computed in float32, is the same arithmetic.
+    one_by_one = make_trainer("unet", cache_dir, batch_size=1, class_weights=class_weights,
+                              precision="fp32").evaluate("val")
+    trainer = make_trainer("unet", cache_dir, batch_size=3, class_weights=class_weights, precision="fp32")
     batched = trainer.evaluate("val")
     assert torch.equal(one_by_one["confusion_matrix"], batched["confusion_matrix"])
     assert one_by_one["loss"] == pytest.approx(batched["loss"], rel=1e-6)
@@ -80,7 +86,8 @@ def test_early_stopping_ends_the_run(cache_dir, tmp_path):
 
 
 def test_backbone_learns_ten_times_slower_and_stays_frozen_at_first(cache_dir):
-    trainer = make_trainer("mobilenetv3", cache_dir, batch_size=4, learning_rate=1e-3, freeze_backbone_epochs=1)
+    trainer = make_trainer("mobilenetv3", cache_dir, batch_size=4, learning_rate=1e-3, backbone_lr_factor=0.1,
+                           freeze_backbone_epochs=1)
     assert [group["lr"] for group in trainer.optimizer.param_groups] == [1e-3, pytest.approx(1e-4)]
     backbone = set(map(id, trainer.model.backbone.parameters()))
     head, backbone_group = ([id(p) for p in group["params"]] for group in trainer.optimizer.param_groups)

@@ -1,6 +1,6 @@
 """ModelTrainer: the one training loop of the project.
 
-Per epoch: train on the train split (horizontal flips), evaluate the whole val split from one confusion
+Per epoch: train on the train split (augmented on the device), evaluate the whole val split from one confusion
 matrix, step ReduceLROnPlateau on the val loss, ask the EarlyStopper, append a history row, save the
 best checkpoint (highest val mIoU) and the last one (for --resume). After the last epoch the best
 checkpoint is evaluated on the test split.
@@ -31,8 +31,8 @@ from tqdm import tqdm
 
 from atomic_files import atomic_write_text
 from checkpoint import load_checkpoint, save_checkpoint
-from dataset import Cache, DeviceBatchLoader
-from devices import accelerated_forward, on_device
+from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
+from devices import resolve_precision
 from early_stopper import EarlyStopper
 from errors import ClothVisionError
 from trainers.distributed import (
@@ -71,8 +71,12 @@ class TrainingOptions:
     max_loss_diff: float = float("inf")
     compile_model: bool = False
     sync_batchnorm: bool = False
-    backbone_lr_factor: float = 0.1
+    backbone_lr_factor: float = 1.0
     freeze_backbone_epochs: int = 0
+    precision: str = "auto"
+    augment: str = "full"
+    # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
+    time_limit_minutes: float = float("inf")
     show_progress: bool = True
 
 
@@ -91,13 +95,14 @@ def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Ten
     return torch.where(counts > 0, weights, 0.0).float()
 
 
-def correct_pixels(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Pixels whose true class scores highest (a tie counts as correct).
+def correct_pixels(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Valid pixels whose true class scores highest (a tie counts as correct).
 
     One gather and one max over the classes: on a CPU, argmax over the channel dimension of an N×C×H×W
     tensor takes five times as long and would cost the training step about 7 %.
     """
-    return (logits.gather(1, labels.unsqueeze(1)).squeeze(1) >= logits.amax(dim=1)).sum()
+    classes = labels.masked_fill(~valid, 0).unsqueeze(1)
+    return ((logits.gather(1, classes).squeeze(1) >= logits.amax(dim=1)) & valid).sum()
 
 
 def write_history_csv(history: list[dict], path: Path) -> Path:
@@ -130,7 +135,8 @@ class ModelTrainer:
         self.run_arguments = asdict(options) if run_arguments is None else run_arguments
         if distributed.enabled and options.sync_batchnorm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = on_device(model, device)
+        self.precision = resolve_precision(options.precision, device)
+        self.model = self.precision.place(model, device)
         # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
         self.training_network: nn.Module = self.forward_module
@@ -141,7 +147,7 @@ class ModelTrainer:
         self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
         weights = class_weights_from_counts(self.meta["train_class_pixel_counts"], options.class_weights)
         self.class_weights = None if weights is None else weights.to(device)
-        self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum")
+        self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
         # Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64.
         self.accumulator_dtype = torch.float32 if device.type == "mps" else torch.float64
         self.loaders = {
@@ -151,7 +157,7 @@ class ModelTrainer:
                 options.batch_size,
                 device,
                 shuffle=split == "train",
-                augment=split == "train",
+                augment=options.augment if split == "train" else "none",
                 seed=options.seed,
                 rank=distributed.rank,
                 world_size=distributed.world_size,
@@ -161,6 +167,8 @@ class ModelTrainer:
         }
         self.history: list[dict] = []
         self.best_epoch = 0
+        # What the run starts with, for the logs, the test report and summary.md.
+        self.starting_learning_rates = self.describe_learning_rates()
         self.wrap_for_training()
 
     # --- what TransferLearningTrainer overrides -------------------------------------------------------
@@ -169,8 +177,9 @@ class ModelTrainer:
         return output
 
     def parameter_groups(self) -> list[dict]:
-        """Adam's parameter groups; the first group's learning rate is the one the history reports."""
-        return [{"params": list(self.model.parameters()), "lr": self.options.learning_rate}]
+        """Adam's parameter groups, each named; the first group's learning rate is the one the history
+        reports."""
+        return [{"name": "all", "params": list(self.model.parameters()), "lr": self.options.learning_rate}]
 
     def prepare_epoch(self, epoch: int) -> None:
         """Called before each training epoch (1-based)."""
@@ -195,21 +204,29 @@ class ModelTrainer:
     def last_checkpoint_path(self) -> Path:
         return self.output_dir / f"{self.model_name}_last.pt"
 
+    def describe_learning_rates(self) -> str:
+        """Each parameter group's learning rate now, e.g. 'head 0.001 (4.20 M parameters), backbone ...'."""
+        return ", ".join(
+            f"{group['name']} {group['lr']:g} ({sum(parameter.numel() for parameter in group['params']) / 1e6:.2f} M "
+            "parameters)"
+            for group in self.optimizer.param_groups
+        )
+
     def log(self, message: str) -> None:
         if self.distributed.is_main:
             tqdm.write(message)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return accelerated_forward(self.device)
+        return self.precision.autocast()
 
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
-        return on_device(images, self.device)
+        return self.precision.place(images, self.device)
 
-    def loss_weight_of(self, labels: torch.Tensor) -> torch.Tensor:
-        """The denominator of CrossEntropyLoss's weighted mean for these labels."""
+    def loss_weight_of(self, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The denominator of CrossEntropyLoss's weighted mean for these labels (ignored pixels count 0)."""
         if self.class_weights is None:
-            return torch.full((), labels.numel(), dtype=self.accumulator_dtype, device=labels.device)
-        return self.class_weights[labels].sum(dtype=self.accumulator_dtype)
+            return valid.sum(dtype=self.accumulator_dtype)
+        return (self.class_weights[labels.masked_fill(~valid, 0)] * valid).sum(dtype=self.accumulator_dtype)
 
     def train_one_epoch(self, epoch: int) -> dict:
         """One pass over this rank's share of the train split; loss and pixel accuracy over all ranks."""
@@ -230,7 +247,8 @@ class ModelTrainer:
             with self.autocast():
                 logits = self.logits_of(self.training_network(self.prepare_images(images)))
             loss_sum = self.criterion(logits.float(), labels)
-            loss_weight = self.loss_weight_of(labels)
+            valid = labels != IGNORE_INDEX
+            loss_weight = self.loss_weight_of(labels, valid)
             self.optimizer.zero_grad(set_to_none=True)
             (loss_sum / loss_weight).backward()
             self.optimizer.step()
@@ -239,8 +257,8 @@ class ModelTrainer:
                     [
                         loss_sum.detach().to(totals.dtype),
                         loss_weight,
-                        correct_pixels(logits, labels).to(totals.dtype),
-                        torch.full((), labels.numel(), dtype=totals.dtype, device=self.device),
+                        correct_pixels(logits, labels, valid).to(totals.dtype),
+                        valid.sum(dtype=totals.dtype),
                     ]
                 )
             if not progress.disable and (step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader)):
@@ -261,7 +279,8 @@ class ModelTrainer:
             for images, labels in self.loaders[split]:
                 with self.autocast():
                     logits = self.logits_of(self.forward_module(self.prepare_images(images))).float()
-                totals += torch.stack([self.criterion(logits, labels).to(totals.dtype), self.loss_weight_of(labels)])
+                loss_weight = self.loss_weight_of(labels, labels != IGNORE_INDEX)
+                totals += torch.stack([self.criterion(logits, labels).to(totals.dtype), loss_weight])
                 confusion.update(logits.argmax(dim=1), labels)
         loss_sum, loss_weight = all_reduce_sum(totals).tolist()
         confusion.reduce_across_processes()
@@ -271,8 +290,9 @@ class ModelTrainer:
         return metrics
 
     def fit(self, start_epoch: int = 1) -> None:
-        """Train from start_epoch through options.epochs, or until the early stopper says so."""
-        stopped = self.early_stopper.stopped
+        """Train from start_epoch through options.epochs, or until the early stopper or the time limit
+        says so."""
+        stopped = self.early_stopper.stopped or self.out_of_time()
         for epoch in range(start_epoch, self.options.epochs + 1):
             if stopped:
                 break
@@ -282,7 +302,7 @@ class ModelTrainer:
             train_metrics = self.train_one_epoch(epoch)
             val_metrics = self.evaluate("val")
             self.scheduler.step(val_metrics["loss"])
-            stopped = decision_of_rank_zero(
+            stopped_early = decision_of_rank_zero(
                 self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
             )
             self.history.append(
@@ -302,16 +322,27 @@ class ModelTrainer:
                 self.best_epoch = epoch
             if self.distributed.is_main:
                 self.save_epoch(epoch, val_metrics, improved)
-            self.log(self.epoch_summary(self.history[-1], improved, stopped))
+            # Epoch durations differ between ranks: rank 0's clock decides for all.
+            out_of_time = decision_of_rank_zero(self.out_of_time(), self.device)
+            stopped = stopped_early or out_of_time
+            stop_reason = "early stop" if stopped_early else "time limit reached" if out_of_time else ""
+            self.log(self.epoch_summary(self.history[-1], improved, stop_reason))
 
-    def epoch_summary(self, row: dict, improved: bool, stopped: bool) -> str:
+    def out_of_time(self) -> bool:
+        """Whether one more epoch, as long as the mean one so far, would end past the time limit."""
+        if not self.history:
+            return False
+        elapsed = sum(row["seconds"] for row in self.history)
+        return elapsed + elapsed / len(self.history) > 60 * self.options.time_limit_minutes
+
+    def epoch_summary(self, row: dict, improved: bool, stop_reason: str) -> str:
         return (
             f"{self.model_name} epoch {row['epoch']}/{self.options.epochs}: "
             f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
             f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} mIoU {row['val_miou']:.4f} | "
             f"lr {row['lr']:.1e} | {row['seconds']:.1f} s"
             + (" | best so far" if improved else "")
-            + (" | early stop" if stopped else "")
+            + (f" | {stop_reason}" if stop_reason else "")
         )
 
     def save_epoch(self, epoch: int, val_metrics: dict, improved: bool) -> None:
@@ -412,6 +443,9 @@ class ModelTrainer:
             "mean_accuracy": metrics["mean_accuracy"],
             "miou": metrics["miou"],
             "fw_iou": metrics["fw_iou"],
+            "learning_rates": self.starting_learning_rates,
+            "precision": self.precision.name,
+            "augment": self.options.augment,
             "per_class_iou": metrics["iou_by_class_name"],
             "confusion_matrix": metrics["confusion_matrix"].tolist(),
         }

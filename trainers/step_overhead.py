@@ -15,8 +15,7 @@ from torch import nn
 
 from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
-from dataset import Cache
-from devices import on_device
+from dataset import IGNORE_INDEX, Cache
 from models import logits_of
 from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
 
@@ -62,9 +61,9 @@ def measure_step_overhead(
     cache = synthetic_cache(batch_size * steps, image_size)
     trainer = build_trainer(new_model(model_name, NUM_CLASSES, model_kwargs), model_name, model_kwargs, cache,
                             device, batch_size, Path("unused"))
-    bare_model = on_device(new_model(model_name, NUM_CLASSES, model_kwargs), device).train()
+    bare_model = trainer.precision.place(new_model(model_name, NUM_CLASSES, model_kwargs), device).train()
     bare_optimizer = torch.optim.Adam(bare_model.parameters(), lr=trainer.options.learning_rate)
-    criterion = nn.CrossEntropyLoss()
+    criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
     batches = list(trainer.loaders["train"])
 
     def bare_epoch() -> None:

@@ -19,11 +19,12 @@ class ModelSummary:
     test_miou: float
     test_fw_iou: float
     seconds_per_epoch: float
+    learning_rates: str
 
 
 HEADER = (
     "| model | parameters | epochs run | best val mIoU (epoch) | test pixel acc | test mIoU | test fw-IoU "
-    "| seconds / epoch |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+    "| seconds / epoch | Adam learning rates at the start |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
 )
 
 
@@ -32,7 +33,7 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
         f"| {item.model_name} | {item.parameters / 1e6:.2f} M | {item.epochs_run} "
         f"| {item.best_val_miou:.4f} ({item.best_epoch}) | {item.test_pixel_accuracy:.4f} "
         f"| {item.test_miou:.4f} "
-        f"| {item.test_fw_iou:.4f} | {item.seconds_per_epoch:.1f} |\n"
+        f"| {item.test_fw_iou:.4f} | {item.seconds_per_epoch:.1f} | {item.learning_rates} |\n"
         for item in summaries
     ]
     return (

@@ -1,9 +1,9 @@
 """TransferLearningTrainer: ModelTrainer for torchvision's DeepLabV3 models with a pretrained backbone.
 
-It changes only what transfer learning changes: the model returns {'out': logits}; the pretrained
-backbone learns at a fraction of the new head's rate (backbone_lr_factor), so the first large updates
-of a randomly initialised head do not wreck features learnt on ImageNet; and the backbone can stay
-frozen for the first freeze_backbone_epochs epochs while the head settles.
+It changes only what transfer learning changes: the model returns {'out': logits}; the backbone learns
+at backbone_lr_factor times the new head's rate (below 1 for a pretrained backbone, so the first large
+updates of a randomly initialised head do not wreck features learnt on ImageNet; 1 from scratch); and
+the backbone can stay frozen for the first freeze_backbone_epochs epochs while the head settles.
 """
 
 import torch
@@ -24,8 +24,9 @@ class TransferLearningTrainer(ModelTrainer):
         backbone_ids = {id(parameter) for parameter in self.model.backbone.parameters()}
         head = [parameter for parameter in self.model.parameters() if id(parameter) not in backbone_ids]
         return [
-            {"params": head, "lr": self.options.learning_rate},
+            {"name": "head", "params": head, "lr": self.options.learning_rate},
             {
+                "name": "backbone",
                 "params": list(self.model.backbone.parameters()),
                 "lr": self.options.learning_rate * self.options.backbone_lr_factor,
             },

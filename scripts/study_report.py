@@ -1,0 +1,92 @@
+"""A study's results: per-run summaries, the README table with the all-background baseline, prediction
+figures, and the copy of everything but checkpoints for a machine that sends back only one folder."""
+
+import contextlib
+import csv
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import torch
+
+from img_test import test_split_image, test_with_image
+from scripts.study_measure import ModelMeasurement
+from scripts.study_plan import StudyProfile, TrainingRun
+from scripts.study_training import say
+from trainers.metrics import metrics_from_confusion
+from trainers.summary import ModelSummary
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
+
+
+def model_summary(label: str, history: list[dict], test_report: dict, parameters: int) -> ModelSummary:
+    best = history[test_report["best_epoch"] - 1]
+    return ModelSummary(label, parameters, len(history), test_report["best_epoch"], best["val_miou"],
+                        test_report["pixel_accuracy"], test_report["miou"], test_report["fw_iou"],
+                        sum(row["seconds"] for row in history) / len(history), test_report["learning_rates"])
+
+
+def all_background_metrics(confusion_matrix: list[list[int]]) -> dict:
+    """The metrics of a model that predicts background (class 0) for every pixel of the same split."""
+    true_pixels = torch.tensor(confusion_matrix, dtype=torch.int64).sum(dim=1)
+    background_everywhere = torch.zeros(len(true_pixels), len(true_pixels), dtype=torch.int64)
+    background_everywhere[:, 0] = true_pixels
+    return metrics_from_confusion(background_everywhere)
+
+
+def metric_cells(report: dict) -> str:
+    return (f"{100 * report['pixel_accuracy']:.1f} % | {100 * report['mean_accuracy']:.1f} % "
+            f"| {100 * report['miou']:.1f} % | {100 * report['fw_iou']:.1f} %")
+
+
+def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], reports: dict[str, dict],
+                 histories: dict[str, list[dict]]) -> str:
+    """One row per finished run (by label) after the all-background baseline of the same test split."""
+    lines = ["| model | parameters | epochs (training minutes) | test pixel accuracy | test mean accuracy "
+             "| test mIoU | test fw-IoU | ms / image |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    if reports:
+        # Every run is tested on the same split, so any one's confusion matrix gives the baseline.
+        baseline = all_background_metrics(next(iter(reports.values()))["confusion_matrix"])
+        lines.append(f"| all-background baseline | – | – | {metric_cells(baseline)} | – |")
+    by_model = {item.name: item for item in measurements}
+    for run in runs:
+        if run.label in reports:
+            item, history = by_model[run.model], histories[run.label]
+            minutes = sum(row["seconds"] for row in history) / 60
+            lines.append(f"| {run.label} | {item.parameters / 1e6:.2f} M | {len(history)} ({minutes:.0f}) "
+                         f"| {metric_cells(reports[run.label])} | {1e3 * item.inference_seconds:.1f} |")
+    return "\n".join(lines)
+
+
+def write_prediction_figures(profile: StudyProfile, data_dir: Path, runs: list[TrainingRun]) -> list[Path]:
+    """Original | Label | Prediction on the first test image, one figure per finished run, in results."""
+    figures = []
+    for run in runs:
+        checkpoint = run.out_dir / f"{run.model}.pt"
+        path = profile.results_dir / f"prediction_{run.slug}.png"
+        with contextlib.redirect_stdout(io.StringIO()):
+            test_with_image(test_split_image(checkpoint, 0, data_dir), checkpoint, show=False, save_to=path,
+                            device=profile.device)
+        figures.append(path)
+    return figures
+
+
+def export(profile: StudyProfile, out_dir: Path, files: list[Path]) -> None:
+    """Copy summary and figure to out_dir, and every output except checkpoints as results.tar.gz."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in files[:2]:
+        if path.is_file():
+            shutil.copy2(path, out_dir / path.name)
+    # This study's outputs only: the results folder may hold other studies in subfolders (results/cpu, ...).
+    written = [path for folder in (profile.results_dir, *profile.results_dir.glob("augment-*"),
+                                   profile.results_dir / "logs") for path in folder.glob("*")]
+    with tarfile.open(out_dir / "results.tar.gz", "w:gz") as archive:
+        for path in sorted({*written, *files[2:]}):
+            if path.is_file() and path.suffix != ".pt":
+                archive.add(path, arcname=str(path))
+    say(f"copied {', '.join(path.name for path in files[:2])} and results.tar.gz to {out_dir}")
