@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from training_runs import (
@@ -64,10 +65,21 @@ def test_cache_of_another_format_version(trained, tmp_path, capsys):
         (["--model", "unet,resnet50", "--weights", "w.pt"], ("--weights", "single model")),
         (["--model", "mobilenetv3", "--batch-size", "1"], ("--batch-size 1", "at least 2 images")),
         (["--batch-size", "64"], ("8 train images", "lower --batch-size")),
+        (["--time-limit-minutes", "0"], ("--time-limit-minutes 0", "positive")),
+        (["--backbone-lr-factor", "0"], ("--backbone-lr-factor 0", "--freeze-backbone-epochs")),
     ],
 )
 def test_bad_options(trained, capsys, arguments, fragments):
     fails_with(["--data", str(trained[0]), *arguments], capsys, *fragments)
+
+
+def test_labels_outside_the_class_range_are_refused_when_the_cache_loads(trained, tmp_path, capsys):
+    cache_dir = shutil.copytree(trained[0], tmp_path / "tampered")
+    labels = np.load(cache_dir / "labels.npy")
+    labels[0, 0, 0] = 200
+    np.save(cache_dir / "labels.npy", labels)
+    fails_with(["--data", str(cache_dir)], capsys, str(cache_dir / "labels.npy"), "class index 200",
+               "59 classes (0-58)", "preprocess.py")
 
 
 def test_resume_without_a_last_checkpoint(trained, tmp_path, capsys):
