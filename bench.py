@@ -9,6 +9,9 @@ Prints one Markdown table:
   3. data loading       a decode-every-epoch loader (as the original dataset class) vs the cache loaders
   4. training step      a trainer's step vs a bare forward/backward/Adam step of the same model
   5. inference latency  per model, batch of one, on the CPU and on CUDA when --device is cuda
+  6. CPU precision      per model (U-net, MobileNetV3): training step and inference, float32 vs bf16
+  7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
+  8. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -32,6 +35,7 @@ from benchmarks.data_rows import (
     read_colour_labels,
 )
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
+from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.table import markdown_table
 from dataset import load_cache
 from devices import resolve_device
@@ -43,6 +47,8 @@ from preprocess import DEFAULT_SIZE
 REDUCED_SIZE = (248, 152)
 QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
+# The CPU study's U-net: what the bf16 and augmentation goals are about.
+CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,9 @@ class Profile:
     training_repeats: int
     inference_settings: dict[str, ModelSetting]
     inference_repeats: int
+    precision_settings: dict[str, ModelSetting]
+    precision_batch_size: int
+    precision_repeats: int
     shortcuts: tuple[str, ...]
 
 
@@ -71,6 +80,8 @@ def full_profile() -> Profile:
         training_batch_size=2, training_steps=3, training_repeats=3,
         inference_settings={name: ModelSetting(name, DEFAULT_SIZE) for name in MODEL_NAMES},
         inference_repeats=3,
+        precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
+        precision_batch_size=8, precision_repeats=3,
         shortcuts=(f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU",),
     )
 
@@ -88,6 +99,8 @@ def quick_profile() -> Profile:
                             "resnet50": ModelSetting("resnet50", REDUCED_SIZE),
                             "resnet101": ModelSetting("resnet101", REDUCED_SIZE)},
         inference_repeats=3,
+        precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
+        precision_batch_size=8, precision_repeats=3,
         shortcuts=("--quick: label encoding timed on 2 labels, one original call each",
                    "--quick: the decode-every-epoch loader reads 32 training images per round",
                    f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
@@ -106,6 +119,7 @@ def tiny_profile() -> Profile:
         training_settings={"unet": unet, "mobilenetv3": mobilenet},
         training_batch_size=2, training_steps=2, training_repeats=1,
         inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
+        precision_settings={"unet": unet, "mobilenetv3": mobilenet}, precision_batch_size=2, precision_repeats=1,
         shortcuts=("--tiny: toy sizes that test the benchmark itself; the numbers mean nothing",),
     )
 
@@ -132,6 +146,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "mobilenetv3 (default: all)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="folder for the temporary caches (default: the system's temporary folder)")
+    parser.add_argument("--trained-checkpoint", type=Path, default=None,
+                        help="a checkpoint written by train.py: adds the denormal-numbers rows, its float32 "
+                             "inference against the same model freshly initialised (default: none)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the table to this Markdown file (default: print it only)")
     return parser
@@ -168,6 +185,15 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
     inference_devices = [torch.device("cpu")] + ([device] if device.type == "cuda" else [])
     rows += measure_inference(selected(profile.inference_settings, args.models), num_classes,
                               inference_devices, profile.inference_repeats)
+    progress("CPU precision: float32 against bf16")
+    rows += measure_precision_speedups(selected(profile.precision_settings, args.models),
+                                       profile.precision_batch_size, profile.precision_repeats)
+    progress("augmenting loader against a training step")
+    rows.append(measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
+                                          profile.precision_repeats))
+    if args.trained_checkpoint is not None:
+        progress(f"denormal numbers in {args.trained_checkpoint}")
+        rows += measure_denormal_effect(args.trained_checkpoint, profile.precision_repeats)
     hardware = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
     if device.type == "cuda":
         hardware += f", {torch.cuda.get_device_name(device)}"

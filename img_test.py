@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from checkpoint import load_checkpoint
-from devices import DEVICE_CHOICES
+from devices import DEVICE_CHOICES, PRECISION_CHOICES
 from errors import ClothVisionError, run_cli
 from figures import display_available, figure_format, finish_figure, new_figure
 from image_io import UnreadableImageError, read_rgb_image, write_png
@@ -111,7 +111,8 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
 
 def test_with_image(image_file: str | Path, checkpoint: str | Path = DEFAULT_CHECKPOINT,
                     label_file: str | Path | None = None, show: bool | None = None,
-                    save_to: str | Path | None = None, device: str = "auto") -> tuple[np.ndarray, list[str]]:
+                    save_to: str | Path | None = None, device: str = "auto",
+                    precision: str = "auto") -> tuple[np.ndarray, list[str]]:
     """Predict the clothes in one photo and draw Original | Label | Prediction.
 
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
@@ -122,7 +123,7 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path = DEFAULT_CHE
     if save_to is not None:
         figure_format(save_to)
     image = read_rgb_image(image_file)
-    predictor = SegmentationPredictor(checkpoint, device)
+    predictor = SegmentationPredictor(checkpoint, device, precision)
     decoder = predictor.decoder
     label_file = label_file if label_file is not None else find_dataset_label(image_file)
     label = None if label_file is None else read_label(label_file, decoder, image_file, image.size)
@@ -193,14 +194,14 @@ def predict_files(image_files: list[Path], out_dir: str | Path,
 
 
 def predict_folder(folder: str | Path, out_dir: str | Path, checkpoint: str | Path = DEFAULT_CHECKPOINT,
-                   device: str = "auto") -> PredictionReport:
+                   device: str = "auto", precision: str = "auto") -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
     folder = Path(folder)
     image_files = sorted(path for path in folder.iterdir()
                          if path.is_file() and not path.name.startswith("."))
     if not image_files:
         raise ClothVisionError(f"folder {folder} holds no files: pass a folder of images")
-    report = predict_files(image_files, out_dir, SegmentationPredictor(checkpoint, device))
+    report = predict_files(image_files, out_dir, SegmentationPredictor(checkpoint, device, precision))
     if not report.written:
         first_path, first_error = report.skipped[0]
         raise ClothVisionError(f"folder {folder} holds no readable image ({len(report.skipped)} files "
@@ -248,6 +249,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
                              "(default: %(default)s)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
+                             "elsewhere (default: %(default)s)")
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
             raise ClothVisionError(f"{image_path} is a folder: add --out-dir DIR to write a mask, an overlay "
                                    "and a class-index PNG for each of its images")
         test_with_image(image_path, args.checkpoint, args.label, show=False if args.save else None,
-                        save_to=args.save, device=args.device)
+                        save_to=args.save, device=args.device, precision=args.precision)
         if args.save:
             print(f"Saved the figure to {args.save}")
         return
@@ -276,9 +280,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ClothVisionError("--label and --save belong to the figure of one image: "
                                "leave out --out-dir to use them")
     if image_path.is_dir():
-        report = predict_folder(image_path, args.out_dir, args.checkpoint, args.device)
+        report = predict_folder(image_path, args.out_dir, args.checkpoint, args.device, args.precision)
     else:
-        predictor = SegmentationPredictor(args.checkpoint, args.device)
+        predictor = SegmentationPredictor(args.checkpoint, args.device, args.precision)
         report = predict_files([image_path], args.out_dir, predictor)
         if report.skipped:  # skipping suits a folder; the one file asked for must be an image
             raise report.skipped[0][1]

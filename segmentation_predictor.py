@@ -8,7 +8,7 @@ from PIL import Image
 
 from checkpoint import build_model_from_checkpoint, load_checkpoint
 from dataset import normalisation_scale_and_shift
-from devices import resolve_device
+from devices import resolve_device, resolve_precision
 from errors import ClothVisionError, error_reason
 from label_decoder import LabelDecoder
 from models import logits_of
@@ -24,7 +24,7 @@ MAX_BAND_VALUES = 2**25
 class SegmentationPredictor:
     """Load a ClothVision checkpoint once, then predict any number of RGB images with it."""
 
-    def __init__(self, checkpoint_path: str | Path, device: str = "auto"):
+    def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "auto"):
         self.checkpoint_path = Path(checkpoint_path)
         checkpoint = load_checkpoint(self.checkpoint_path, map_location="cpu")
         missing = [key for key in INFERENCE_KEYS if key not in checkpoint]
@@ -37,13 +37,14 @@ class SegmentationPredictor:
         self.model_name = checkpoint["model_name"]
         self.image_size = tuple(int(side) for side in checkpoint["image_size"])
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         try:
             model = build_model_from_checkpoint(checkpoint)
         except RuntimeError as error:
             raise ClothVisionError(f"checkpoint {self.checkpoint_path}: its weights do not fit a "
                                    f"'{self.model_name}' model ({error_reason(error)}); pass a checkpoint "
                                    "written by train.py") from None
-        self.model = model.to(self.device)
+        self.model = self.precision.place(model, self.device)
         # The training loader's formula, so a photo is normalised exactly as the training images were.
         self.scale, self.shift = normalisation_scale_and_shift(checkpoint, self.device)
 
@@ -55,8 +56,9 @@ class SegmentationPredictor:
         # PIL's bilinear resize averages over the whole footprint when shrinking, like preprocess.py.
         resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))
         pixels = torch.from_numpy(resized.copy()).to(self.device).permute(2, 0, 1)
-        batch = torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0)
-        logits = logits_of(self.model(batch))[0].float()
+        batch = self.precision.place(torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0), self.device)
+        with self.precision.autocast():
+            logits = logits_of(self.model(batch))[0].float()
         return upsampled_argmax(logits, image.height, image.width)
 
 

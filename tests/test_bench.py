@@ -20,7 +20,8 @@ from errors import ClothVisionError
 from label_encoder import LabelEncoder, read_groundtruth_mat
 
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
-              "inference latency"]
+              "inference latency", "CPU precision: train step", "CPU precision: inference",
+              "data loading, augment full"]
 
 
 def table_rows(table: str) -> list[list[str]]:
@@ -40,8 +41,13 @@ def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_
     label_row = rows[0]
     assert re.search(r"\b\d+(\.\d+)?x faster, 59\.0x smaller, same classes", label_row[3])
     assert "6 images" in rows[1][2]
-    assert "unet (32×32, base_width 4)" in rows[-2][5] and "unet" in rows[-1][2]
-    assert "% overhead" in rows[-2][3]
+    by_group = {row[0]: row for row in rows}
+    assert "unet (32×32, base_width 4)" in by_group["training step"][5]
+    assert "unet" in by_group["inference latency"][2]
+    assert "% overhead" in by_group["training step"][3]
+    assert re.fullmatch(r"\d+\.\d\dx faster", by_group["CPU precision: train step"][3])
+    assert by_group["CPU precision: train step"][1].startswith("float32: ")
+    assert re.fullmatch(r"\d+\.\d % of a step", by_group["data loading, augment full"][3])
     assert "--tiny" in table
     assert output.read_text(encoding="utf-8") == table
     assert capsys.readouterr().out.strip() == table.strip()
@@ -119,3 +125,25 @@ def test_ratio_format_and_markdown_table():
     table = markdown_table([Row("a", "b|c", "d", "e", "f", "g")])
     assert table.splitlines() == ["| benchmark | baseline | this project | result | goal | measured on |",
                                   "| --- | --- | --- | --- | --- | --- |", "| a | b/c | d | e | f | g |"]
+
+
+def test_precision_rows_say_when_the_cpu_has_no_native_bf16(monkeypatch):
+    from benchmarks import precision_rows
+    from benchmarks.model_rows import ModelSetting
+
+    monkeypatch.setattr(precision_rows, "cpu_has_native_bf16", lambda: False)
+    rows = precision_rows.measure_precision_speedups([ModelSetting("unet", (32, 32), {"base_width": 2})],
+                                                     batch_size=2, repeats=1)
+    assert [row.benchmark for row in rows] == ["CPU precision: train step", "CPU precision: inference"]
+    assert all("no native bf16 on this CPU" in row.result for row in rows)
+
+
+def test_denormal_rows_compare_a_trained_checkpoint_with_a_fresh_model_with_and_without_flushing(tmp_path):
+    from checkpoint_factory import write_tiny_checkpoint
+
+    from benchmarks.precision_rows import measure_denormal_effect
+
+    rows = measure_denormal_effect(write_tiny_checkpoint(tmp_path / "unet.pt"), repeats=1)
+    assert [row.benchmark for row in rows] == ["denormal numbers"] * 2
+    assert ["flush denormals off" in rows[0].measured_on, "flush denormals on" in rows[1].measured_on] == [True] * 2
+    assert all(re.fullmatch(r"trained / fresh = \d+\.\d\d", row.result) for row in rows)

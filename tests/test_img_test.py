@@ -295,3 +295,22 @@ def test_headless_default_neither_shows_nor_fails(ccp_synthetic, constant_checkp
     monkeypatch.setattr(img_test, "finish_figure", lambda *arguments: shown.append(arguments))
     prediction, _ = img_test.test_with_image(ccp_synthetic / "photos" / "0001.jpg", constant_checkpoint)
     assert prediction.shape == (40, 28) and shown == []
+
+
+def test_bf16_prediction_follows_the_float32_logits(ccp_synthetic, checkpoint):
+    from segmentation_predictor import SegmentationPredictor
+
+    full = SegmentationPredictor(checkpoint, "cpu", precision="fp32")
+    half = SegmentationPredictor(checkpoint, "cpu", precision="bf16")
+    assert (full.precision.name, half.precision.name) == ("fp32", "bf16")
+    assert half.model.classifier.weight.is_contiguous(memory_format=torch.channels_last)
+    batch = torch.randn(1, 3, *full.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        reference = full.model(batch)
+        with half.precision.autocast():
+            approximate = half.model(half.precision.place(batch, half.device)).float()
+    # bf16 keeps 8 bits of mantissa: within a few per cent of the logits' range. (An untrained network's
+    # near-ties make its argmax a poor judge of the arithmetic.)
+    assert (approximate - reference).abs().max() < 0.05 * (reference.max() - reference.min())
+    photo = Image.open(ccp_synthetic / "photos" / "0001.jpg").convert("RGB")
+    assert half.predict(photo).shape == (photo.height, photo.width)
