@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from atomic_files import atomic_write_text
 from benchmarks.data_rows import (
     measure_data_loading,
     measure_label_encoding,
@@ -38,8 +37,9 @@ from benchmarks.model_rows import ModelSetting, measure_inference, measure_train
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.table import markdown_table
 from dataset import load_cache
-from devices import resolve_device
-from errors import run_cli
+from helpers.atomic_files import atomic_write_text
+from helpers.devices import resolve_device
+from helpers.errors import run_cli
 from models import MODEL_NAMES
 from preprocess import DEFAULT_SIZE
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from errors import ClothVisionError, error_reason
+from helpers.errors import ClothVisionError, error_reason
 from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
 
 REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split")

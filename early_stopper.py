@@ -2,7 +2,7 @@
 
 import math
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 
 
 class EarlyStopper:

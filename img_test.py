@@ -23,15 +23,15 @@ from matplotlib.patches import Patch
 from PIL import Image
 from tqdm import tqdm
 
-from checkpoint import load_checkpoint
-from devices import DEVICE_CHOICES, PRECISION_CHOICES
-from errors import ClothVisionError, run_cli
-from figures import display_available, figure_format, finish_figure, new_figure
-from image_io import UnreadableImageError, read_rgb_image, write_png
+from helpers.checkpoint import load_checkpoint
+from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from helpers.errors import ClothVisionError, run_cli
+from helpers.figures import display_available, figure_format, finish_figure, new_figure
+from helpers.image_io import UnreadableImageError, read_rgb_image, write_png
+from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
 from label_encoder import LabelEncoder
 from preprocess import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
-from segmentation_predictor import SegmentationPredictor
 
 DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
 # Where each dataset layout keeps the label of <root>/<photo folder>/NNNN.jpg, best first. The Kaggle
@@ -51,6 +51,14 @@ PANEL_WIDTH_INCHES = 3.6
 LEGEND_ENTRY_WIDTH_INCHES = 1.3
 LEGEND_ROW_HEIGHT_INCHES = 0.22
 TITLES_HEIGHT_INCHES = 0.6
+
+
+def predictor_for(checkpoint: str | Path | SegmentationPredictor, device: str,
+                  precision: str) -> SegmentationPredictor:
+    """The predictor given, or one loaded from the checkpoint file."""
+    if isinstance(checkpoint, SegmentationPredictor):
+        return checkpoint
+    return SegmentationPredictor(checkpoint, device, precision)
 
 
 def find_dataset_label(image_file: str | Path) -> Path | None:
@@ -109,7 +117,7 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
     return figure
 
 
-def test_with_image(image_file: str | Path, checkpoint: str | Path = DEFAULT_CHECKPOINT,
+def test_with_image(image_file: str | Path, checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT,
                     label_file: str | Path | None = None, show: bool | None = None,
                     save_to: str | Path | None = None, device: str = "auto",
                     precision: str = "auto") -> tuple[np.ndarray, list[str]]:
@@ -118,12 +126,13 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path = DEFAULT_CHE
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
     the names of the classes in it, in class-index order. The label is label_file, or for a dataset
     photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. show=None shows the figure
-    only where a display exists; save_to writes it (.png, .pdf, .svg, ...).
+    only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint may also be a
+    SegmentationPredictor already loaded.
     """
     if save_to is not None:
         figure_format(save_to)
     image = read_rgb_image(image_file)
-    predictor = SegmentationPredictor(checkpoint, device, precision)
+    predictor = predictor_for(checkpoint, device, precision)
     decoder = predictor.decoder
     label_file = label_file if label_file is not None else find_dataset_label(image_file)
     label = None if label_file is None else read_label(label_file, decoder, image_file, image.size)
@@ -193,15 +202,16 @@ def predict_files(image_files: list[Path], out_dir: str | Path,
     return report
 
 
-def predict_folder(folder: str | Path, out_dir: str | Path, checkpoint: str | Path = DEFAULT_CHECKPOINT,
-                   device: str = "auto", precision: str = "auto") -> PredictionReport:
+def predict_folder(folder: str | Path, out_dir: str | Path,
+                   checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT, device: str = "auto",
+                   precision: str = "auto") -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
     folder = Path(folder)
     image_files = sorted(path for path in folder.iterdir()
                          if path.is_file() and not path.name.startswith("."))
     if not image_files:
         raise ClothVisionError(f"folder {folder} holds no files: pass a folder of images")
-    report = predict_files(image_files, out_dir, SegmentationPredictor(checkpoint, device, precision))
+    report = predict_files(image_files, out_dir, predictor_for(checkpoint, device, precision))
     if not report.written:
         first_path, first_error = report.skipped[0]
         raise ClothVisionError(f"folder {folder} holds no readable image ({len(report.skipped)} files "
@@ -210,9 +220,14 @@ def predict_folder(folder: str | Path, out_dir: str | Path, checkpoint: str | Pa
     return report
 
 
-def test_split_image(checkpoint: str | Path, position: int, data_dir: str | Path = "data") -> Path:
+def test_split_image(checkpoint: str | Path | SegmentationPredictor, position: int,
+                     data_dir: str | Path = "data") -> Path:
     """The position-th photo (0-based) of the test split the checkpoint was trained with, under data_dir."""
-    test_ids = load_checkpoint(checkpoint).get("split_ids", {}).get("test", [])
+    if isinstance(checkpoint, SegmentationPredictor):
+        split_ids, checkpoint = checkpoint.split_ids, checkpoint.checkpoint_path
+    else:
+        split_ids = load_checkpoint(checkpoint).get("split_ids", {})
+    test_ids = split_ids.get("test", [])
     if not test_ids:
         raise ClothVisionError(f"checkpoint {checkpoint} records no test split: pass an image path instead")
     if not 0 <= position < len(test_ids):
@@ -265,14 +280,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if (args.input is None) == (args.test_split_image is None):
         parser.error("give either an image (or folder) or --test-split-image K")
+    # Loaded once, for --test-split-image's ids and the prediction alike.
+    predictor = SegmentationPredictor(args.checkpoint, args.device, args.precision)
     image_path = Path(args.input) if args.input is not None else test_split_image(
-        args.checkpoint, args.test_split_image, args.data_dir)
+        predictor, args.test_split_image, args.data_dir)
     if args.out_dir is None:
         if image_path.is_dir():
             raise ClothVisionError(f"{image_path} is a folder: add --out-dir DIR to write a mask, an overlay "
                                    "and a class-index PNG for each of its images")
-        test_with_image(image_path, args.checkpoint, args.label, show=False if args.save else None,
-                        save_to=args.save, device=args.device, precision=args.precision)
+        test_with_image(image_path, predictor, args.label, show=False if args.save else None,
+                        save_to=args.save)
         if args.save:
             print(f"Saved the figure to {args.save}")
         return
@@ -280,9 +297,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ClothVisionError("--label and --save belong to the figure of one image: "
                                "leave out --out-dir to use them")
     if image_path.is_dir():
-        report = predict_folder(image_path, args.out_dir, args.checkpoint, args.device, args.precision)
+        report = predict_folder(image_path, args.out_dir, predictor)
     else:
-        predictor = SegmentationPredictor(args.checkpoint, args.device, args.precision)
         report = predict_files([image_path], args.out_dir, predictor)
         if report.skipped:  # skipping suits a folder; the one file asked for must be an image
             raise report.skipped[0][1]

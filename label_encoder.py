@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from errors import ClothVisionError, error_reason
-from image_io import read_rgb_image
+from helpers.errors import ClothVisionError, error_reason
+from helpers.image_io import read_rgb_image
 
 # Index maps are uint8 and the lookup table marks unknown colours with 255, so 255 classes at most.
 UNKNOWN_COLOUR = 255

@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from atomic_files import atomic_directory
-from download import DEFAULT_URL, download_dataset
-from errors import ClothVisionError, run_cli
-from image_io import read_rgb_image
+from helpers.atomic_files import atomic_directory
+from helpers.download import DEFAULT_URL, download_dataset
+from helpers.errors import ClothVisionError, run_cli
+from helpers.image_io import read_rgb_image
 from label_encoder import LabelEncoder
 
 CACHE_FORMAT_VERSION = 1
@@ -234,6 +234,8 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
     class_names = dataset.encoder.class_names
     pixel_counts = np.zeros((count, len(class_names)), dtype=np.int64)
     tasks = list(enumerate(dataset.samples))
+    # Before any conversion: too few images for a split fails at once, not after converting them all.
+    split = split_rows(count, seed)
     with atomic_directory(out_dir) as building:
         shapes = {"images.npy": (count, 3, height, width), "labels.npy": (count, height, width)}
         for name, shape in shapes.items():
@@ -244,7 +246,6 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
             for row, counts in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
                 pixel_counts[row] = counts
                 progress.update()
-        split = split_rows(count, seed)
         meta = {
             "format_version": CACHE_FORMAT_VERSION,
             "source_layout": dataset.layout.name,

@@ -18,8 +18,8 @@ from benchmarks.original_baselines import (
 from benchmarks.table import Row, format_bytes, format_ratio, format_seconds
 from benchmarks.timing import median_seconds_alternating, synchronizer, time_call
 from dataset import Cache, CustomClothingDataset, DeviceBatchLoader, load_cache
-from errors import ClothVisionError
-from image_io import read_rgb_image
+from helpers.errors import ClothVisionError
+from helpers.image_io import read_rgb_image
 from label_encoder import LabelEncoder, read_groundtruth_mat
 from preprocess import KAGGLE_LAYOUT, default_worker_count, find_dataset, preprocess
 

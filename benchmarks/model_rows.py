@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from benchmarks.step_overhead import measure_step_overhead
 from benchmarks.table import Row, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
-from devices import resolve_precision
+from helpers.devices import resolve_precision
 from models import logits_of
 from trainers import trainer_class_for
-from trainers.step_overhead import measure_step_overhead
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.model_rows import ModelSetting
+from benchmarks.step_overhead import NUM_CLASSES, synthetic_cache
 from benchmarks.table import Row, format_ratio, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating
-from checkpoint import build_model_from_checkpoint, load_checkpoint
 from dataset import DeviceBatchLoader
-from devices import Precision, cpu_has_native_bf16, resolve_precision
+from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
+from helpers.devices import Precision, cpu_has_native_bf16, resolve_precision
 from models import logits_of
-from trainers.step_overhead import NUM_CLASSES, synthetic_cache
 
 CPU = torch.device("cpu")
 BF16_TRAINING_GOAL = ">= 2x (U-net train step)"

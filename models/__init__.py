@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from models.deeplabv3 import build_deeplabv3, load_deeplabv3_weights_file
-from models.unet import UNet
+from models.unet import DEFAULT_BASE_WIDTH, UNet
 from models.weights import load_weights_file
 
 PRETRAINED_CHOICES = ("none", "imagenet", "coco")
@@ -50,7 +50,7 @@ class ModelEntry:
     description: str
 
 
-def _build_unet(num_classes: int, pretrained: str, base_width: int = 70) -> UNet:
+def _build_unet(num_classes: int, pretrained: str, base_width: int = DEFAULT_BASE_WIDTH) -> UNet:
     # No pretrained U-net exists: it always starts from random weights, so pretrained does not apply.
     return UNet(num_classes, base_width=base_width)
 

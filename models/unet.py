@@ -4,9 +4,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 
 ENCODER_DEPTH = 4
+# The original project's width: encoder blocks of 70, 140, 280 and 560 channels, a 1120-channel bottleneck.
+DEFAULT_BASE_WIDTH = 70
 MIN_INPUT_SIZE = 2**ENCODER_DEPTH
 
 
@@ -50,7 +52,7 @@ class UNet(nn.Module):
     upsampled features to the skip's size. Returns logits N×num_classes×H×W.
     """
 
-    def __init__(self, num_classes: int, base_width: int = 70):
+    def __init__(self, num_classes: int, base_width: int = DEFAULT_BASE_WIDTH):
         super().__init__()
         widths = [base_width * 2**level for level in range(ENCODER_DEPTH + 1)]
         self.encoder = nn.ModuleList(

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from errors import ClothVisionError, error_reason
+from helpers.errors import ClothVisionError, error_reason
 
 OFFLINE_OPTIONS = "pass --no-pretrained to train from scratch, or --weights FILE to load a local state dict"
 LISTED_KEYS = 3

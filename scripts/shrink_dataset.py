@@ -18,8 +18,8 @@ from pathlib import Path
 import scipy.io
 from PIL import Image
 
-from atomic_files import atomic_directory
-from errors import ClothVisionError, run_cli
+from helpers.atomic_files import atomic_directory
+from helpers.errors import ClothVisionError, run_cli
 from preprocess import DEFAULT_SIZE, ORIGINAL_LAYOUT, convert_sample, find_dataset, positive_int
 
 

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import torch
 
-from atomic_files import atomic_write_text
 from benchmarks.flops import H200_BF16_DENSE_PEAK_FLOPS
 from dataset import Cache, load_cache
-from devices import resolve_precision
-from errors import ClothVisionError, run_cli
+from helpers.atomic_files import atomic_write_text
+from helpers.devices import resolve_precision
+from helpers.errors import ClothVisionError, run_cli
 from preprocess import preprocess
 from scripts.study_measure import ModelMeasurement, measure_model, throughput_table
 from scripts.study_plan import (

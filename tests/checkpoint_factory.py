@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
-from checkpoint import save_checkpoint
+from helpers.checkpoint import save_checkpoint
 from models import get_model
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]

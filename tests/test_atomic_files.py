@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from atomic_files import atomic_directory, atomic_write, atomic_write_text
+from helpers.atomic_files import atomic_directory, atomic_write, atomic_write_text
 
 
 def _mode(path):

@@ -129,7 +129,7 @@ def test_the_same_seed_gives_the_same_batches_and_another_epoch_others(tmp_path)
 
 
 def test_an_unknown_augmentation_is_refused(tmp_path):
-    from errors import ClothVisionError
+    from helpers.errors import ClothVisionError
 
     cache = load_cache(write_cache(tmp_path / "cache"))
     with pytest.raises(ClothVisionError, match="unknown augmentation 'strong': use one of none, flip, full"):

@@ -14,9 +14,10 @@ from benchmarks.original_baselines import (
     original_encode_label,
     original_one_hot_lookup,
 )
+from benchmarks.step_overhead import measure_step_overhead
 from benchmarks.table import Row, format_ratio, markdown_table
 from benchmarks.timing import median_seconds_alternating
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from label_encoder import LabelEncoder, read_groundtruth_mat
 
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
@@ -147,3 +148,10 @@ def test_denormal_rows_compare_a_trained_checkpoint_with_a_fresh_model_with_and_
     assert [row.benchmark for row in rows] == ["denormal numbers"] * 2
     assert ["flush denormals off" in rows[0].measured_on, "flush denormals on" in rows[1].measured_on] == [True] * 2
     assert all(re.fullmatch(r"trained / fresh = \d+\.\d\d", row.result) for row in rows)
+
+
+def test_step_overhead_measurement_reports_both_loops():
+    result = measure_step_overhead("unet", {"base_width": 2}, image_size=(32, 32), batch_size=2, steps=1, repeats=1)
+    assert result["bare_seconds_per_step"] > 0 and result["trainer_seconds_per_step"] > 0
+    expected = 100 * (result["trainer_seconds_per_step"] / result["bare_seconds_per_step"] - 1)
+    assert result["overhead_percent"] == pytest.approx(expected)

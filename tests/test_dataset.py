@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dataset import CustomClothingDataset, DeviceBatchLoader, load_cache
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from preprocess import preprocess, split_rows
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

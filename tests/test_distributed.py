@@ -19,10 +19,10 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from checkpoint import load_checkpoint
-from errors import ClothVisionError
-from train import evaluate_checkpoint
+from helpers.checkpoint import load_checkpoint
+from helpers.errors import ClothVisionError
 from trainers.distributed import SINGLE_PROCESS, DistributedContext, detect_distributed
+from trainers.evaluation import evaluate_checkpoint
 
 PROCESSES = 2
 # torchrun's agent notices a dead worker within its monitor interval and stops the others; 60 s leaves

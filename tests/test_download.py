@@ -12,8 +12,8 @@ import scipy.io
 from PIL import Image
 from synthetic_ccp import write_ccp_layout
 
-from download import download_dataset
-from errors import ClothVisionError, run_cli
+from helpers.download import download_dataset
+from helpers.errors import ClothVisionError, run_cli
 from preprocess import main
 
 TOP = "clothing-co-parsing-master"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from early_stopper import EarlyStopper
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 
 
 def first_stopping_epoch(stopper: EarlyStopper, train_losses: list[float],

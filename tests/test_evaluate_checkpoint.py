@@ -8,11 +8,11 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from checkpoint import load_checkpoint
 from dataset import load_cache
-from errors import ClothVisionError
+from helpers.checkpoint import load_checkpoint
+from helpers.errors import ClothVisionError
 from preprocess import preprocess
-from train import evaluate_checkpoint
+from trainers.evaluation import evaluate_checkpoint
 
 SIZE = (32, 32)
 

@@ -12,12 +12,12 @@ from checkpoint_factory import write_tiny_checkpoint
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
-import figures
 import img_test
-from errors import ClothVisionError, run_cli
-from image_io import to_rgb
+from helpers import figures
+from helpers.errors import ClothVisionError, run_cli
+from helpers.image_io import to_rgb
+from inference.predictor import upsampled_argmax
 from label_decoder import LabelDecoder
-from segmentation_predictor import upsampled_argmax
 
 CONSTANT_CLASS = 7
 
@@ -298,7 +298,7 @@ def test_headless_default_neither_shows_nor_fails(ccp_synthetic, constant_checkp
 
 
 def test_bf16_prediction_follows_the_float32_logits(ccp_synthetic, checkpoint):
-    from segmentation_predictor import SegmentationPredictor
+    from inference.predictor import SegmentationPredictor
 
     full = SegmentationPredictor(checkpoint, "cpu", precision="fp32")
     half = SegmentationPredictor(checkpoint, "cpu", precision="bf16")
@@ -314,3 +314,20 @@ def test_bf16_prediction_follows_the_float32_logits(ccp_synthetic, checkpoint):
     assert (approximate - reference).abs().max() < 0.05 * (reference.max() - reference.min())
     photo = Image.open(ccp_synthetic / "photos" / "0001.jpg").convert("RGB")
     assert half.predict(photo).shape == (photo.height, photo.width)
+
+
+def test_test_split_image_loads_the_checkpoint_once(ccp_synthetic, checkpoint, tmp_path, monkeypatch):
+    import helpers.checkpoint
+    import inference.predictor
+
+    loads = []
+
+    def counting_load(path, *arguments, **keywords):
+        loads.append(path)
+        return helpers.checkpoint.load_checkpoint(path, *arguments, **keywords)
+
+    monkeypatch.setattr(inference.predictor, "load_checkpoint", counting_load)
+    monkeypatch.setattr(img_test, "load_checkpoint", counting_load)
+    assert run_cli(img_test.main, ["--test-split-image", "0", "--data-dir", str(ccp_synthetic), "--checkpoint",
+                                   str(checkpoint), "--save", str(tmp_path / "figure.png")]) == 0
+    assert len(loads) == 1 and (tmp_path / "figure.png").is_file()

@@ -14,8 +14,8 @@ from checkpoint_factory import tiny_unet, write_tiny_checkpoint
 from PIL import Image
 
 import img_test
-from checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
-from errors import run_cli
+from helpers.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from helpers.errors import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
-from errors import ClothVisionError
-from image_io import read_rgb_image
+from helpers.errors import ClothVisionError
+from helpers.image_io import read_rgb_image
 from label_decoder import LabelDecoder
 from label_encoder import LabelEncoder
 

@@ -6,7 +6,7 @@ import scipy.io
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from label_encoder import LabelEncoder, generate_palette
 
 

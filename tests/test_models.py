@@ -6,7 +6,7 @@ import torch
 import torchvision
 from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from models import (
     FINE_TUNING_RATES,
     FROM_SCRATCH_RATES,

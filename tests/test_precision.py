@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import devices
-from devices import Precision, resolve_precision
-from errors import ClothVisionError
+from helpers import devices
+from helpers.devices import Precision, resolve_precision
+from helpers.errors import ClothVisionError
 from models import get_model
 
 

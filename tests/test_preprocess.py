@@ -6,7 +6,7 @@ import scipy.io
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout, write_kaggle_layout
 
-from errors import run_cli
+from helpers.errors import run_cli
 from label_encoder import generate_palette
 from preprocess import main, preprocess, split_rows
 

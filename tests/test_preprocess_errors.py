@@ -11,8 +11,8 @@ import scipy.io
 from PIL import Image
 from synthetic_ccp import write_ccp_layout, write_kaggle_layout
 
-from errors import run_cli
-from image_io import UnreadableImageError
+from helpers.errors import run_cli
+from helpers.image_io import UnreadableImageError
 from preprocess import main
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +177,13 @@ def test_output_folder_that_is_not_a_cache_is_never_replaced(tmp_path, capsys):
     assert len(list((root / "photos").iterdir())) == 3
 
 
-def test_too_few_images_to_split(tmp_path, capsys):
+def test_too_few_images_to_split_fail_before_any_image_is_converted(tmp_path, capsys, monkeypatch):
+    import preprocess
+
+    def no_conversion(*arguments, **keywords):
+        raise AssertionError("images were converted before the split was checked")
+
+    monkeypatch.setattr(preprocess.multiprocessing, "Pool", no_conversion)
     root = write_ccp_layout(tmp_path / "ccp", count=2)
     assert_one_line_error(*run_preprocess(root, tmp_path / "cache", capsys), "at least 3")
     assert_no_cache(tmp_path / "cache")

@@ -8,7 +8,7 @@ import time
 import torch
 from training_runs import build_cache, run_train, script_environment, train_script_command
 
-from checkpoint import load_checkpoint
+from helpers.checkpoint import load_checkpoint
 
 EPOCHS = 4
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-import train
 from dataset import Cache
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 from models import default_learning_rates
 from scripts import study, study_measure, study_plan, study_report, study_training
-from trainers.model_trainer import write_history_csv
+from trainers.checkpointing import write_history_csv
+from trainers.command_line import get_args_parser
 
 
 def split_only_cache(train: int, val: int, test: int) -> Cache:
@@ -75,7 +75,7 @@ def test_training_commands_train_from_scratch_at_from_scratch_rates_without_earl
     assert resnet["--augment"] == "full" and float(resnet["--time-limit-minutes"]) > 0
     # What those flags make train.py do: Adam at 1e-3 for every parameter of every model.
     for name in ("unet", "resnet101"):
-        train_arguments = train.get_args_parser().parse_args(commands[name][2:])
+        train_arguments = get_args_parser().parse_args(commands[name][2:])
         rates = default_learning_rates(name, train_arguments.pretrained, train_arguments.weights)
         assert train_arguments.lr is None and (rates.learning_rate, rates.backbone_lr_factor) == (1e-3, 1.0)
 

@@ -12,12 +12,12 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from checkpoint import load_checkpoint
+from helpers.checkpoint import load_checkpoint
 from models import MODEL_NAMES
 from preprocess import preprocess
-from train import evaluate_checkpoint
+from trainers.checkpointing import HISTORY_COLUMNS
+from trainers.evaluation import evaluate_checkpoint
 from trainers.metrics import metrics_from_confusion
-from trainers.model_trainer import HISTORY_COLUMNS
 
 EPOCHS = 2
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -16,10 +16,11 @@ from training_runs import (
     train_script_command,
 )
 
-from checkpoint import load_checkpoint, save_checkpoint
-from errors import run_cli
+from helpers.checkpoint import load_checkpoint, save_checkpoint
+from helpers.errors import run_cli
 from models import get_model
-from train import get_args_parser, main
+from train import main
+from trainers.command_line import get_args_parser
 
 
 @pytest.fixture(scope="module")

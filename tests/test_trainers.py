@@ -14,8 +14,8 @@ from training_runs import (
 from dataset import IGNORE_INDEX, load_cache
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
-from trainers.model_trainer import class_weights_from_counts, correct_pixels
-from trainers.step_overhead import measure_step_overhead
+from trainers.model_trainer import correct_pixels
+from trainers.options import class_weights_from_counts
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +111,28 @@ def test_backbone_learns_ten_times_slower_and_stays_frozen_at_first(cache_dir):
     assert any(not torch.equal(frozen_epoch[key], after[key]) for key in after if key.startswith("backbone."))
 
 
-def test_step_overhead_measurement_reports_both_loops():
-    result = measure_step_overhead("unet", {"base_width": 2}, image_size=(32, 32), batch_size=2, steps=1, repeats=1)
-    assert result["bare_seconds_per_step"] > 0 and result["trainer_seconds_per_step"] > 0
-    expected = 100 * (result["trainer_seconds_per_step"] / result["bare_seconds_per_step"] - 1)
-    assert result["overhead_percent"] == pytest.approx(expected)
+def test_ddp_wraps_once_per_set_of_trainable_parameters(cache_dir, monkeypatch):
+    """A backbone frozen for the first epoch: DDP is built for the frozen set, then for the whole network,
+    never at start-up before the first epoch has chosen."""
+    import trainers.model_trainer as model_trainer
+    from trainers.distributed import DistributedContext
+
+    wrapped = []
+
+    def fake_ddp(module, device_ids=None):
+        wrapped.append(frozenset(name for name, parameter in module.named_parameters() if parameter.requires_grad))
+        return module
+
+    monkeypatch.setattr(model_trainer, "DistributedDataParallel", fake_ddp)
+    torch.manual_seed(0)
+    trainer = TransferLearningTrainer(get_model("mobilenetv3", 59), "mobilenetv3", {}, load_cache(cache_dir),
+                                      torch.device("cpu"), "unused",
+                                      TrainingOptions(batch_size=2, freeze_backbone_epochs=1, show_progress=False),
+                                      DistributedContext(rank=0, world_size=2))
+    assert wrapped == []
+    for epoch in (1, 2, 3):
+        trainer.prepare_epoch(epoch)
+        trainer.train_one_epoch(epoch)
+    assert len(wrapped) == 2
+    assert not any(name.startswith("backbone.") for name in wrapped[0])
+    assert wrapped[1] == {name for name, _ in trainer.model.named_parameters()}

@@ -10,7 +10,7 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from checkpoint import load_checkpoint
+from helpers.checkpoint import load_checkpoint
 from models import get_model
 
 

@@ -1,7 +1,8 @@
 """Training loops and the metrics they report."""
 
 from models import MODEL_REGISTRY
-from trainers.model_trainer import ModelTrainer, TrainingOptions
+from trainers.model_trainer import ModelTrainer
+from trainers.options import TrainingOptions
 from trainers.transfer_learning_trainer import TransferLearningTrainer
 
 __all__ = ["ModelTrainer", "TrainingOptions", "TransferLearningTrainer", "trainer_class_for"]

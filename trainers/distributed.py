@@ -16,7 +16,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 
@@ -129,9 +129,18 @@ def copy_buffers_from_rank_zero(module: torch.nn.Module) -> None:
     last pass then updates each rank's statistics from its own batch. Evaluating with rank 0's copy makes
     every rank compute with exactly the weights rank 0 saves in the checkpoint.
     """
-    if is_initialized():
-        for buffer in module.buffers():
-            dist.broadcast(buffer, src=0)
+    if not is_initialized():
+        return
+    # One broadcast per dtype (float statistics, int64 batch counters), not one per buffer: a ResNet-101
+    # has over three hundred of them.
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for buffer in module.buffers():
+        by_dtype.setdefault(buffer.dtype, []).append(buffer)
+    for buffers in by_dtype.values():
+        flat = torch.cat([buffer.reshape(-1) for buffer in buffers])
+        dist.broadcast(flat, src=0)
+        for buffer, values in zip(buffers, flat.split([buffer.numel() for buffer in buffers]), strict=True):
+            buffer.copy_(values.view_as(buffer))
 
 
 def wait_for_all_processes() -> None:

@@ -17,11 +17,9 @@ Choices worth knowing:
 """
 
 import contextlib
-import csv
-import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,12 +27,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from atomic_files import atomic_write_text
-from checkpoint import load_checkpoint, save_checkpoint
 from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
-from devices import resolve_precision
 from early_stopper import EarlyStopper
-from errors import ClothVisionError
+from helpers.atomic_files import atomic_write_text
+from helpers.checkpoint import load_checkpoint
+from helpers.devices import resolve_precision
+from trainers.checkpointing import CheckpointingMixin
 from trainers.distributed import (
     SINGLE_PROCESS,
     DistributedContext,
@@ -44,55 +42,13 @@ from trainers.distributed import (
     wait_for_all_processes,
 )
 from trainers.metrics import ConfusionMatrix
+from trainers.options import TrainingOptions, class_weights_from_counts
 
-CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
-# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
-# class covering every pixel and 50.5 for a very rare one.
-LOG_FREQUENCY_OFFSET = 1.02
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
 # The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
 # the GPU queue full.
 PROGRESS_REFRESH_STEPS = 10
 LR_SCHEDULER_PATIENCE = 3
 LR_SCHEDULER_FACTOR = 0.1
-
-
-@dataclass
-class TrainingOptions:
-    """Everything about a run that is not the model or the data; saved as the checkpoint's 'args'."""
-
-    epochs: int = 32
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    class_weights: str = "none"
-    seed: int = 0
-    patience: int = 7
-    min_delta: float = 0.0
-    max_loss_diff: float = float("inf")
-    compile_model: bool = False
-    sync_batchnorm: bool = False
-    backbone_lr_factor: float = 1.0
-    freeze_backbone_epochs: int = 0
-    precision: str = "auto"
-    augment: str = "full"
-    # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
-    time_limit_minutes: float = float("inf")
-    show_progress: bool = True
-
-
-def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Tensor | None:
-    """Per-class loss weights; None means unweighted.
-
-    Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
-    would only add a term that grows as the model grows confident about everything else.
-    """
-    if scheme == "none":
-        return None
-    if scheme != "inverse-log-freq":
-        raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
-    counts = torch.tensor(pixel_counts, dtype=torch.float64)
-    weights = 1.0 / torch.log(LOG_FREQUENCY_OFFSET + counts / counts.sum())
-    return torch.where(counts > 0, weights, 0.0).float()
 
 
 def correct_pixels(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -105,15 +61,7 @@ def correct_pixels(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tens
     return ((logits.gather(1, classes).squeeze(1) >= logits.amax(dim=1)) & valid).sum()
 
 
-def write_history_csv(history: list[dict], path: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return atomic_write_text(path, buffer.getvalue())
-
-
-class ModelTrainer:
+class ModelTrainer(CheckpointingMixin):
     """Trains a model whose forward pass returns logits N×C×H×W."""
 
     def __init__(
@@ -169,7 +117,7 @@ class ModelTrainer:
         self.best_epoch = 0
         # What the run starts with, for the logs, the test report and summary.md.
         self.starting_learning_rates = self.describe_learning_rates()
-        self.wrap_for_training()
+        self.wrapped_parameters: frozenset[str] | None = None
 
     # --- what TransferLearningTrainer overrides -------------------------------------------------------
 
@@ -190,9 +138,14 @@ class ModelTrainer:
     # --- the loop -------------------------------------------------------------------------------------
 
     def wrap_for_training(self) -> None:
-        """Wrap for DistributedDataParallel, which registers the parameters that require gradients now:
-        call again whenever that set changes."""
-        if self.distributed.enabled:
+        """Under torchrun, wrap the model in DistributedDataParallel for the parameters that require
+        gradients now. DDP registers that set when it is built, so it is built again only when the set has
+        changed (a backbone frozen or unfrozen), at the start of a training epoch."""
+        if not self.distributed.enabled:
+            return
+        trainable = frozenset(name for name, parameter in self.model.named_parameters() if parameter.requires_grad)
+        if trainable != self.wrapped_parameters:
+            self.wrapped_parameters = trainable
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.training_network = DistributedDataParallel(self.forward_module, device_ids=device_ids)
 
@@ -230,6 +183,7 @@ class ModelTrainer:
 
     def train_one_epoch(self, epoch: int) -> dict:
         """One pass over this rank's share of the train split; loss and pixel accuracy over all ranks."""
+        self.wrap_for_training()
         self.set_training_mode()
         loader = self.loaders["train"]
         loader.set_epoch(epoch)
@@ -344,88 +298,6 @@ class ModelTrainer:
             + (" | best so far" if improved else "")
             + (f" | {stop_reason}" if stop_reason else "")
         )
-
-    def save_epoch(self, epoch: int, val_metrics: dict, improved: bool) -> None:
-        """Best checkpoint first, then the last one: a crash between the two resumes from the previous
-        epoch and redoes this one, instead of resuming with a best checkpoint that was never written."""
-        checkpoint = self.checkpoint(epoch, val_metrics)
-        if improved:
-            save_checkpoint(self.best_checkpoint_path, checkpoint)
-        save_checkpoint(self.last_checkpoint_path, checkpoint)
-        write_history_csv(self.history, self.output_dir / f"{self.model_name}.csv")
-
-    def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
-        """The self-contained checkpoint: plain values and tensors only, loadable with weights_only=True."""
-        rng = {"torch": torch.get_rng_state(), "loader": {"seed": self.loaders["train"].seed}}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return {
-            "model_name": self.model_name,
-            "model_kwargs": self.model_kwargs,
-            "state_dict": self.model.state_dict(),
-            "class_names": self.class_names,
-            "palette": self.meta["palette"],
-            "image_size": self.meta["image_size"],
-            "mean": self.meta["mean"],
-            "std": self.meta["std"],
-            "epoch": epoch,
-            "best_epoch": self.best_epoch,
-            "metrics": val_metrics,
-            "history": self.history,
-            "args": self.run_arguments,
-            "cache_format_version": self.meta["format_version"],
-            "split_ids": {split: loader.ids for split, loader in self.loaders.items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "early_stopper": self.early_stopper.state_dict(),
-            "rng": rng,
-        }
-
-    def check_resumable(self, checkpoint: dict, path: Path) -> None:
-        """Refuse a checkpoint of another model, class list, image size or split of the cache."""
-        found_classes = checkpoint["class_names"]
-        if checkpoint["model_name"] != self.model_name:
-            problem = f"it is a {checkpoint['model_name']} checkpoint, not {self.model_name}"
-        elif len(found_classes) != len(self.class_names):
-            problem = f"it has {len(found_classes)} classes, this cache has {len(self.class_names)}"
-        elif found_classes != self.class_names:
-            problem = "its class names differ from this cache's"
-        elif checkpoint["model_kwargs"] != self.model_kwargs:
-            problem = f"its model arguments are {checkpoint['model_kwargs']}, this run's {self.model_kwargs}"
-        elif list(checkpoint["image_size"]) != list(self.meta["image_size"]):
-            problem = f"its image size is {checkpoint['image_size']}, this cache's is {self.meta['image_size']}"
-        elif checkpoint["split_ids"] != {split: loader.ids for split, loader in self.loaders.items()}:
-            problem = "it was trained on another train/val/test split than this cache's"
-        else:
-            return
-        raise ClothVisionError(
-            f"cannot resume from {path}: {problem}; train without --resume, pass the cache and "
-            f"options of that run, or delete {path}"
-        )
-
-    def resume(self) -> int:
-        """Restore model, optimizer, scheduler, early stopper, history and RNG from the last checkpoint;
-        return the epoch to continue at."""
-        path = self.last_checkpoint_path
-        if not path.is_file():
-            raise ClothVisionError(
-                f"cannot resume {self.model_name}: {path} not found; train without --resume, "
-                "or pass the --out folder of the interrupted run"
-            )
-        checkpoint = load_checkpoint(path)
-        self.check_resumable(checkpoint, path)
-        self.model.load_state_dict(checkpoint["state_dict"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.early_stopper.load_state_dict(checkpoint["early_stopper"])
-        self.history = list(checkpoint["history"])
-        self.best_epoch = checkpoint["best_epoch"]
-        self.loaders["train"].seed = checkpoint["rng"]["loader"]["seed"]
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        if self.device.type == "cuda" and "cuda" in checkpoint["rng"]:
-            torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
-        self.log(f"{self.model_name}: resuming after epoch {checkpoint['epoch']} from {path}")
-        return checkpoint["epoch"] + 1
 
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""

@@ -5,7 +5,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
 
-from figures import new_figure, save_figure
+from helpers.figures import new_figure, save_figure
 
 # (history column, panel title) of the three panels, in the order the original project drew them.
 CURVE_PANELS = (("loss", "Loss (cross-entropy)"), ("acc", "Pixel accuracy"), ("miou", "Mean IoU"))

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from atomic_files import atomic_write_text
+from helpers.atomic_files import atomic_write_text
 
 
 @dataclass(frozen=True)

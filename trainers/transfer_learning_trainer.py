@@ -38,7 +38,6 @@ class TransferLearningTrainer(ModelTrainer):
             self.backbone_frozen = frozen
             # Frozen parameters get no gradient, so Adam leaves them (and their moments) untouched.
             self.model.backbone.requires_grad_(not frozen)
-            self.wrap_for_training()
             self.log(f"{self.model_name}: backbone {'frozen' if frozen else 'trainable'} from epoch {epoch}")
 
     def set_training_mode(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from errors import ClothVisionError, error_reason
+from helpers.errors import ClothVisionError, error_reason
 
 REPOSITORY = "https://github.com/bearpaw/clothing-co-parsing"
 DEFAULT_URL = f"{REPOSITORY}/archive/refs/heads/master.zip"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from atomic_files import atomic_write
-from errors import ClothVisionError, error_reason
+from helpers.atomic_files import atomic_write
+from helpers.errors import ClothVisionError, error_reason
 
 # Alpha is composited onto white: a cut-out product photo then looks the way a viewer shows it,
 # instead of revealing whatever colour the transparent pixels happen to store.

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from atomic_files import atomic_write
-from errors import ClothVisionError
+from helpers.atomic_files import atomic_write
+from helpers.errors import ClothVisionError
 
 CHECKPOINT_FORMAT = "clothvision-checkpoint"
 CHECKPOINT_VERSION = 1

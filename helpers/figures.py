@@ -8,8 +8,8 @@ import matplotlib
 from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
-from atomic_files import atomic_write
-from errors import ClothVisionError
+from helpers.atomic_files import atomic_write
+from helpers.errors import ClothVisionError
 
 # Backends that render to files only; plt.show() on them does nothing useful.
 FILE_ONLY_BACKENDS = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")

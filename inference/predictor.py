@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from checkpoint import build_model_from_checkpoint, load_checkpoint
 from dataset import normalisation_scale_and_shift
-from devices import resolve_device, resolve_precision
-from errors import ClothVisionError, error_reason
+from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
+from helpers.devices import resolve_device, resolve_precision
+from helpers.errors import ClothVisionError, error_reason
 from label_decoder import LabelDecoder
 from models import logits_of
 
@@ -35,6 +35,8 @@ class SegmentationPredictor:
         self.decoder = LabelDecoder(checkpoint["class_names"], checkpoint["palette"],
                                     source=f"checkpoint {self.checkpoint_path}")
         self.model_name = checkpoint["model_name"]
+        # The image ids of each split the checkpoint was trained with, to pick test photos by position.
+        self.split_ids = checkpoint.get("split_ids", {})
         self.image_size = tuple(int(side) for side in checkpoint["image_size"])
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from errors import ClothVisionError
+from helpers.errors import ClothVisionError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "bf16", "fp32")
