@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.patches import FancyBboxPatch
 
-from figures import new_figure, save_figure
+from helpers.figures import new_figure, save_figure
 from scripts.architecture_trace import Block, DeepLabV3Trace, UNetTrace
 
 # 100 dpi: about 1200 px wide, sharp at README width and a PNG of well under 250 kB.

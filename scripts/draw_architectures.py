@@ -20,12 +20,12 @@ from pathlib import Path
 from torch import nn
 
 from benchmarks.flops import forward_flops_per_image
-from errors import run_cli
+from helpers.errors import run_cli
 from models import MODEL_NAMES, count_parameters, get_model
+from models.unet import DEFAULT_BASE_WIDTH
 from preprocess import DEFAULT_SIZE, positive_int
 from scripts.architecture_drawing import draw_deeplabv3, draw_unet
 from scripts.architecture_trace import Block, UNetTrace, resnet_block_counts, resnet_layer_widths, trace_model
-from train import DEFAULT_UNET_BASE_WIDTH
 
 NUM_CLASSES = 59  # CCP's classes: background, skin, hair and 56 garments and accessories
 DRAWN_BY_DEFAULT = ("unet", "resnet50", "mobilenetv3")
@@ -57,7 +57,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(DRAWN_BY_DEFAULT),
                         help="models to draw; resnet101 only differs from resnet50 in depth, which the "
                              "resnet50 figure notes (default: %(default)s)")
-    parser.add_argument("--unet-base-width", type=positive_int, default=DEFAULT_UNET_BASE_WIDTH,
+    parser.add_argument("--unet-base-width", type=positive_int, default=DEFAULT_BASE_WIDTH,
                         help="channels of the U-net's first block (default: %(default)s, as train.py)")
     return parser
 
