@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from helpers.checkpoint import load_checkpoint
+from helpers.dataset_layouts import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
@@ -31,7 +32,6 @@ from helpers.image_io import UnreadableImageError, read_rgb_image, write_png
 from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
 from label_encoder import LabelEncoder
-from preprocess import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
 
 DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
 # Where each dataset layout keeps the label of <root>/<photo folder>/NNNN.jpg, best first. The Kaggle

@@ -18,10 +18,11 @@ from benchmarks.original_baselines import (
 from benchmarks.table import Row, format_bytes, format_ratio, format_seconds
 from benchmarks.timing import median_seconds_alternating, synchronizer, time_call
 from dataset import Cache, CustomClothingDataset, DeviceBatchLoader, load_cache
+from helpers.dataset_layouts import KAGGLE_LAYOUT, find_dataset
 from helpers.errors import ClothVisionError
 from helpers.image_io import read_rgb_image
 from label_encoder import LabelEncoder, read_groundtruth_mat
-from preprocess import KAGGLE_LAYOUT, default_worker_count, find_dataset, preprocess
+from preprocess import default_worker_count, preprocess
 
 # The original trained with batches of 8 behind a single-process DataLoader.
 ORIGINAL_BATCH_SIZE = 8

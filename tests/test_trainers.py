@@ -14,7 +14,7 @@ from training_runs import (
 from dataset import IGNORE_INDEX, load_cache
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
-from trainers.model_trainer import correct_pixels
+from trainers.metrics import correct_pixels
 from trainers.options import class_weights_from_counts
 
 

@@ -1,4 +1,5 @@
-"""What a trainer writes after every epoch and reads back to resume: checkpoints and the history CSV.
+"""What a trainer writes: after every epoch the checkpoints and the history CSV, which --resume reads back;
+at the end the test report of the best checkpoint.
 
 The checkpoint is self-contained: weights, the model's name and constructor arguments, what inference
 needs (classes, palette, image size, mean/std), metrics, history, the run's arguments and split, and the
@@ -7,6 +8,7 @@ optimizer, scheduler, early-stopper and RNG states that make --resume continue e
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -14,6 +16,7 @@ import torch
 from helpers.atomic_files import atomic_write_text
 from helpers.checkpoint import load_checkpoint, save_checkpoint
 from helpers.errors import ClothVisionError
+from trainers.distributed import wait_for_all_processes
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
 
@@ -27,8 +30,8 @@ def write_history_csv(history: list[dict], path: Path) -> Path:
 
 
 class CheckpointingMixin:
-    """ModelTrainer's saving and resuming; it relies on the trainer's model, optimizer, scheduler, early
-    stopper, loaders, history and paths."""
+    """ModelTrainer's saving, resuming and test report; it relies on the trainer's model, optimizer,
+    scheduler, early stopper, loaders, history, paths and evaluate()."""
 
     def save_epoch(self, epoch: int, val_metrics: dict, improved: bool) -> None:
         """Best checkpoint first, then the last one: a crash between the two resumes from the previous
@@ -111,3 +114,34 @@ class CheckpointingMixin:
             torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
         self.log(f"{self.model_name}: resuming after epoch {checkpoint['epoch']} from {path}")
         return checkpoint["epoch"] + 1
+
+    def test(self) -> dict:
+        """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""
+        wait_for_all_processes()
+        self.model.load_state_dict(load_checkpoint(self.best_checkpoint_path)["state_dict"])
+        metrics = self.evaluate("test")
+        report = {
+            "model_name": self.model_name,
+            "checkpoint": str(self.best_checkpoint_path),
+            "best_epoch": self.best_epoch,
+            "split": "test",
+            "num_images": len(self.loaders["test"].ids),
+            "loss": metrics["loss"],
+            "pixel_accuracy": metrics["pixel_accuracy"],
+            "mean_accuracy": metrics["mean_accuracy"],
+            "miou": metrics["miou"],
+            "fw_iou": metrics["fw_iou"],
+            "learning_rates": self.starting_learning_rates,
+            "precision": self.precision.name,
+            "augment": self.options.augment,
+            "per_class_iou": metrics["iou_by_class_name"],
+            "confusion_matrix": metrics["confusion_matrix"].tolist(),
+        }
+        if self.distributed.is_main:
+            atomic_write_text(self.output_dir / f"{self.model_name}_test.json", json.dumps(report, indent=1) + "\n")
+            self.log(
+                f"{self.model_name} test (best epoch {self.best_epoch}): pixel accuracy "
+                f"{report['pixel_accuracy']:.4f}, mean accuracy {report['mean_accuracy']:.4f}, "
+                f"mIoU {report['miou']:.4f}, fw-IoU {report['fw_iou']:.4f}"
+            )
+        return report
