@@ -1,7 +1,7 @@
 """Speed of the pipeline against the original project's methods, measured side by side in one run.
 
     python bench.py [--quick] [--data DIR] [--kaggle-data DIR] [--device auto|cpu|cuda] [--models NAME ...]
-                    [--output FILE]
+                    [--rows GROUP ...] [--trained-checkpoint FILE] [--output FILE]
 
 Prints one Markdown table:
   1. label encoding     the original per-pixel apply_along_axis one-hot encoder vs LabelEncoder.encode
@@ -35,7 +35,8 @@ from benchmarks.data_rows import (
 )
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
-from benchmarks.table import markdown_table
+from benchmarks.step_overhead import NUM_CLASSES
+from benchmarks.table import Row, markdown_table
 from dataset import load_cache
 from helpers.atomic_files import atomic_write_text
 from helpers.devices import resolve_device
@@ -149,6 +150,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--trained-checkpoint", type=Path, default=None,
                         help="a checkpoint written by train.py: adds the denormal-numbers rows, its float32 "
                              "inference against the same model freshly initialised (default: none)")
+    parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
+                        help="row groups to measure: data (label encoding, preprocessing, loading), training, "
+                             "inference, precision, augmentation, denormal (needs --trained-checkpoint) "
+                             "(default: all)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the table to this Markdown file (default: print it only)")
     return parser
@@ -159,41 +164,64 @@ def progress(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
-    """Every row, measured in this process; returns the Markdown table and its notes."""
-    device = resolve_device(args.device)
+def data_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    """Label encoding, preprocessing and data loading: they share the cache preprocessing writes."""
     progress("label encoding (the original method takes seconds per label)")
     label_row, original_seconds_per_label = measure_label_encoding(
         read_colour_labels(args.data, args.kaggle_data, profile.label_images), profile.label_repeats)
     rows = [label_row]
     with tempfile.TemporaryDirectory(prefix="clothvision-bench-", dir=args.work_dir) as work_dir:
-        work_dir = Path(work_dir)
         progress(f"preprocessing {args.data} at {profile.image_size[0]}x{profile.image_size[1]}")
-        cache_dir = work_dir / "processed"
+        cache_dir = Path(work_dir) / "processed"
         rows.append(measure_preprocessing(args.data, cache_dir, profile.image_size,
                                           original_seconds_per_label))
-        cache = load_cache(cache_dir)
         progress("data loading")
-        rows += measure_data_loading(args.data, cache, device, profile.loading_baseline_images,
+        rows += measure_data_loading(args.data, load_cache(cache_dir), device, profile.loading_baseline_images,
                                      profile.loading_rounds)
-        num_classes = len(cache.class_names)
+    return rows
+
+
+def training_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("training steps")
-    rows += measure_training_steps(selected(profile.training_settings, args.models), device,
-                                   profile.training_batch_size, profile.training_steps,
-                                   profile.training_repeats)
+    return measure_training_steps(selected(profile.training_settings, args.models), device,
+                                  profile.training_batch_size, profile.training_steps, profile.training_repeats)
+
+
+def inference_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("inference latency")
     inference_devices = [torch.device("cpu")] + ([device] if device.type == "cuda" else [])
-    rows += measure_inference(selected(profile.inference_settings, args.models), num_classes,
-                              inference_devices, profile.inference_repeats)
+    return measure_inference(selected(profile.inference_settings, args.models), NUM_CLASSES, inference_devices,
+                             profile.inference_repeats)
+
+
+def precision_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("CPU precision: float32 against bf16")
-    rows += measure_precision_speedups(selected(profile.precision_settings, args.models),
-                                       profile.precision_batch_size, profile.precision_repeats)
+    return measure_precision_speedups(selected(profile.precision_settings, args.models),
+                                      profile.precision_batch_size, profile.precision_repeats)
+
+
+def augmentation_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("augmenting loader against a training step")
-    rows.append(measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
-                                          profile.precision_repeats))
-    if args.trained_checkpoint is not None:
-        progress(f"denormal numbers in {args.trained_checkpoint}")
-        rows += measure_denormal_effect(args.trained_checkpoint, profile.precision_repeats)
+    return [measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
+                                      profile.precision_repeats)]
+
+
+def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    if args.trained_checkpoint is None:
+        return []
+    progress(f"denormal numbers in {args.trained_checkpoint}")
+    return measure_denormal_effect(args.trained_checkpoint, profile.precision_repeats)
+
+
+# Each group's rows, in the table's order.
+ROW_GROUPS = {"data": data_rows, "training": training_rows, "inference": inference_rows,
+              "precision": precision_rows, "augmentation": augmentation_rows, "denormal": denormal_rows}
+
+
+def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
+    """The chosen groups' rows, measured in this process; returns the Markdown table and its notes."""
+    device = resolve_device(args.device)
+    rows = [row for group in args.rows for row in ROW_GROUPS[group](args, profile, device)]
     hardware = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
     if device.type == "cuda":
         hardware += f", {torch.cuda.get_device_name(device)}"

@@ -155,3 +155,8 @@ def test_step_overhead_measurement_reports_both_loops():
     assert result["bare_seconds_per_step"] > 0 and result["trainer_seconds_per_step"] > 0
     expected = 100 * (result["trainer_seconds_per_step"] / result["bare_seconds_per_step"] - 1)
     assert result["overhead_percent"] == pytest.approx(expected)
+
+
+def test_rows_choose_the_groups_measured(tmp_path):
+    table = bench.main(["--tiny", "--data", str(tmp_path / "unused"), "--models", "unet", "--rows", "augmentation"])
+    assert [row[0] for row in table_rows(table)] == ["data loading, augment full"]
