@@ -70,7 +70,7 @@ class Profile:
     precision_settings: dict[str, ModelSetting]
     precision_batch_size: int
     precision_repeats: int
-    shortcuts: tuple[str, ...]
+    shortcuts: tuple[tuple[str, str], ...]  # (row group, the shortcut taken there); group "" for every group
 
 
 def full_profile() -> Profile:
@@ -83,7 +83,7 @@ def full_profile() -> Profile:
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
         precision_batch_size=8, precision_repeats=3,
-        shortcuts=(f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU",),
+        shortcuts=(("training", f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU"),),
     )
 
 
@@ -102,12 +102,12 @@ def quick_profile() -> Profile:
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
         precision_batch_size=8, precision_repeats=3,
-        shortcuts=("--quick: label encoding timed on 2 labels, one original call each",
-                   "--quick: the decode-every-epoch loader reads 32 training images per round",
-                   f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
-                   f"{small[0]}×{small[1]}, batch 2",
-                   f"--quick: inference of unet, resnet50 and resnet101 at "
-                   f"{REDUCED_SIZE[0]}×{REDUCED_SIZE[1]} (a quarter of the pixels)"),
+        shortcuts=(("data", "--quick: label encoding timed on 2 labels, one original call each"),
+                   ("data", "--quick: the decode-every-epoch loader reads 32 training images per round"),
+                   ("training", f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
+                                f"{small[0]}×{small[1]}, batch 2"),
+                   ("inference", f"--quick: inference of unet, resnet50 and resnet101 at "
+                                 f"{REDUCED_SIZE[0]}×{REDUCED_SIZE[1]} (a quarter of the pixels)")),
     )
 
 
@@ -121,7 +121,7 @@ def tiny_profile() -> Profile:
         training_batch_size=2, training_steps=2, training_repeats=1,
         inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
         precision_settings={"unet": unet, "mobilenetv3": mobilenet}, precision_batch_size=2, precision_repeats=1,
-        shortcuts=("--tiny: toy sizes that test the benchmark itself; the numbers mean nothing",),
+        shortcuts=(("", "--tiny: toy sizes that test the benchmark itself; the numbers mean nothing"),),
     )
 
 
@@ -225,7 +225,7 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
     hardware = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
     if device.type == "cuda":
         hardware += f", {torch.cuda.get_device_name(device)}"
-    notes = [hardware, *profile.shortcuts]
+    notes = [hardware, *(note for group, note in profile.shortcuts if group in ("", *args.rows))]
     return markdown_table(rows) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
 
 

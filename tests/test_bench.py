@@ -160,3 +160,6 @@ def test_step_overhead_measurement_reports_both_loops():
 def test_rows_choose_the_groups_measured(tmp_path):
     table = bench.main(["--tiny", "--data", str(tmp_path / "unused"), "--models", "unet", "--rows", "augmentation"])
     assert [row[0] for row in table_rows(table)] == ["data loading, augment full"]
+    assert "--tiny: toy sizes" in table
+    # Every shortcut note belongs to a row group, or to all ("").
+    assert {group for group, _ in bench.quick_profile().shortcuts} <= {"", *bench.ROW_GROUPS}
