@@ -74,6 +74,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="minutes for the whole study; gpu: training still running then is stopped; cpu: "
                              "the DeepLabV3 runs' time limits are fitted to it (default: the profile's, gpu 9, "
                              "cpu 120)")
+    parser.add_argument("--time-limit-minutes", type=float, default=None,
+                        help="cpu: the wall-clock limit of each DeepLabV3 run, instead of fitting it to "
+                             "--budget-minutes (default: fitted)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue every run from its last checkpoint where one exists, e.g. after an "
+                             "interruption (train.py --resume; default: off, every run starts afresh)")
     parser.add_argument("--models", default=None,
                         help="comma-separated models to train (default: the profile's, all four)")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS / 1e12,
@@ -87,7 +93,7 @@ def profile_from_args(args: argparse.Namespace) -> StudyProfile:
     if args.dry_run:
         profile = dry_run_variant(profile)
     overrides = {"epochs": args.epochs, "parallel": args.parallel, "batch_size": args.batch_size,
-                 "unet_base_width": args.unet_base_width,
+                 "unet_base_width": args.unet_base_width, "time_limit_minutes": args.time_limit_minutes,
                  "training_budget_seconds": None if args.budget_minutes is None else 60 * args.budget_minutes}
     for name, value in overrides.items():
         if value is not None and value <= 0:
@@ -99,7 +105,8 @@ def profile_from_args(args: argparse.Namespace) -> StudyProfile:
             raise ClothVisionError(f"--models {args.models}: use a comma-separated list of "
                                    f"{', '.join(PROFILES['gpu'].models)}")
         overrides["models"] = models
-    return replace(profile, **{name: value for name, value in overrides.items() if value is not None})
+    return replace(profile, resume=args.resume,
+                   **{name: value for name, value in overrides.items() if value is not None})
 
 
 def check_device(profile: StudyProfile) -> torch.device:
@@ -192,7 +199,8 @@ def recipe_text(study: StudyRun) -> str:
     precision = resolve_precision(profile.precision, study.device).describe()
     lines = [f"Recipe: from scratch (Adam at 1e-3 for every parameter), augment {profile.augment}, {precision}, "
              f"batch {profile.batch_size}, U-net base width {profile.unet_base_width}, early stopping off, "
-             f"{profile.parallel} run(s) at a time with {threads_per_process(profile)} thread(s) each on the CPU."]
+             f"{profile.parallel} run(s) at a time with {threads_per_process(profile)} thread(s) each on the CPU."
+             + (" Runs with a last checkpoint were continued from it (--resume)." if profile.resume else "")]
     limited = [run for run in study.runs if run.time_limit_minutes is not None]
     if limited:
         unet_minutes = [sum(row["seconds"] for row in read_history(run.out_dir / f"{run.model}.csv")) / 60

@@ -45,6 +45,10 @@ class StudyProfile:
     cache_dir: Path
     results_dir: Path
     figure_path: Path
+    # The equal-time runs' limit in minutes; None: fitted to the budget (with_time_limits).
+    time_limit_minutes: float | None = None
+    # Continue each run from its last checkpoint where one exists (train.py --resume).
+    resume: bool = False
 
 
 GPU_PROFILE = StudyProfile(
@@ -108,12 +112,15 @@ def planned_runs(profile: StudyProfile) -> list[TrainingRun]:
 
 def with_time_limits(runs: list[TrainingRun], profile: StudyProfile, epoch_seconds: dict[str, float],
                      seconds_left: float) -> list[TrainingRun]:
-    """The equal-time runs (all but the U-net's) with the same limit: what seconds_left leaves after the
-    U-net runs' epochs (at epoch_seconds per epoch, `parallel` runs at a time), per round of runs."""
+    """The equal-time runs (all but the U-net's) with the same limit: the profile's time_limit_minutes, or
+    what seconds_left leaves after the U-net runs' epochs (at epoch_seconds per epoch, `parallel` runs at a
+    time), per round of runs."""
     if not profile.equal_time:
         return runs
     fixed = [run for run in runs if run.model == "unet"]
     limited = [run for run in runs if run.model != "unet"]
+    if profile.time_limit_minutes is not None:
+        return fixed + [replace(run, time_limit_minutes=profile.time_limit_minutes) for run in limited]
     fixed_seconds = sum(profile.epochs * epoch_seconds["unet"] for _ in fixed) / profile.parallel
     rounds = max(1, math.ceil(len(limited) / profile.parallel))
     limit_seconds = max(60.0, (seconds_left - REPORT_RESERVE_SECONDS - fixed_seconds) / rounds)

@@ -26,6 +26,8 @@ def training_command(run: TrainingRun, profile: StudyProfile) -> list[str]:
                "--augment", run.augment]
     if run.time_limit_minutes is not None:
         command += ["--time-limit-minutes", f"{run.time_limit_minutes:g}"]
+    if profile.resume and (run.out_dir / f"{run.model}_last.pt").is_file():
+        command.append("--resume")
     return command + ["--no-pretrained", "--no-show"]
 
 

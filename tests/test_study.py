@@ -169,3 +169,16 @@ def test_all_background_baseline_is_computed_from_the_test_confusion_matrix():
     assert baseline["mean_accuracy"] == pytest.approx(1 / 3)  # three classes present, background all right
     assert baseline["miou"] == pytest.approx(0.6 / 3)  # background IoU 6/10, the others 0
     assert baseline["fw_iou"] == pytest.approx(0.6 * 0.6)
+
+
+def test_a_given_time_limit_and_resume_reach_the_training_commands(tmp_path):
+    arguments = ["--profile", "cpu", "--time-limit-minutes", "6", "--resume"]
+    profile = replace(study.profile_from_args(study.get_args_parser().parse_args(arguments)), results_dir=tmp_path)
+    runs = study_plan.with_time_limits(study_plan.planned_runs(profile), profile, {"unet": 1e6}, 0)
+    assert [run.time_limit_minutes for run in runs] == [None, None, 6, 6, 6]
+    runs = [replace(run, out_dir=tmp_path) for run in runs]
+    (tmp_path / "unet_last.pt").write_bytes(b"")
+    commands = {run.label: study_training.training_command(run, profile) for run in runs}
+    # Only a run that has a last checkpoint resumes; the others start afresh.
+    assert "--resume" in commands["unet"] and "--resume" not in commands["mobilenetv3"]
+    assert commands["resnet101"][commands["resnet101"].index("--time-limit-minutes") + 1] == "6"
