@@ -78,6 +78,13 @@ class GarmentGroups:
         return [name for name, is_garment in zip(self.class_names, self.garment_classes, strict=True) if is_garment]
 
 
+def table_class_names(background: str = "null") -> list[str]:
+    """The table's class list in CCP's order: the background first (under the name given), then the other
+    classes alphabetically, as label_list.mat lists them. For synthetic data that must look real."""
+    table = read_group_table()
+    return [background] + sorted(name for group in table if group.name != table[0].name for name in group.classes)
+
+
 def garment_groups_for(class_names: list[str], table_file: Path = GROUP_TABLE_FILE) -> GarmentGroups:
     """Match a class list (a cache's or a checkpoint's) against the group table."""
     return GarmentGroups(class_names, read_group_table(table_file), table_file)

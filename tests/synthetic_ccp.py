@@ -7,13 +7,11 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from inference.garment_groups import read_group_table
+from inference.garment_groups import table_class_names
 
-# The real CCP class list ('null', then the other classes in alphabetical order), as the garment group table
-# names them, so that everything downstream of a synthetic cache (group metrics, descriptions) works as on
-# the real data.
-CLASS_NAMES = ["null"] + sorted(name for group in read_group_table() if group.name != "background"
-                                for name in group.classes)
+# The real CCP class list, as the garment group table names it, so that everything downstream of a synthetic
+# cache (group metrics, descriptions) works as on the real data.
+CLASS_NAMES = table_class_names()
 NUM_CLASSES = len(CLASS_NAMES)
 # Distinct colours, as a class_dict.csv would hold them; the first is the background.
 PALETTE = [[(37 * index) % 256, (91 * index + 40) % 256, (53 * index + 90) % 256] for index in range(NUM_CLASSES)]
