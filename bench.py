@@ -11,7 +11,9 @@ Prints one Markdown table:
   5. inference latency  per model, batch of one, on the CPU and on CUDA when --device is cuda
   6. CPU precision      per model (U-net, MobileNetV3): training step and inference, float32 vs bf16
   7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
-  8. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
+  8. describe garments  img_test's prediction of the first dataset photo at its own size, alone and followed
+                        by the description of its garments (shares and colours)
+  9. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -33,11 +35,13 @@ from benchmarks.data_rows import (
     measure_preprocessing,
     read_colour_labels,
 )
+from benchmarks.describe_rows import measure_description_cost
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.table import markdown_table
 from dataset import load_cache
 from helpers.atomic_files import atomic_write_text
+from helpers.dataset_layouts import find_dataset
 from helpers.devices import resolve_device
 from helpers.errors import run_cli
 from models import MODEL_NAMES
@@ -49,6 +53,8 @@ QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
 # The CPU study's U-net: what the bf16 and augmentation goals are about.
 CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
+# img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
+IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class Profile:
     precision_settings: dict[str, ModelSetting]
     precision_batch_size: int
     precision_repeats: int
+    describe_setting: ModelSetting
     shortcuts: tuple[str, ...]
 
 
@@ -81,7 +88,7 @@ def full_profile() -> Profile:
         inference_settings={name: ModelSetting(name, DEFAULT_SIZE) for name in MODEL_NAMES},
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
-        precision_batch_size=8, precision_repeats=3,
+        precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
         shortcuts=(f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU",),
     )
 
@@ -100,7 +107,7 @@ def quick_profile() -> Profile:
                             "resnet101": ModelSetting("resnet101", REDUCED_SIZE)},
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
-        precision_batch_size=8, precision_repeats=3,
+        precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
         shortcuts=("--quick: label encoding timed on 2 labels, one original call each",
                    "--quick: the decode-every-epoch loader reads 32 training images per round",
                    f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
@@ -120,6 +127,7 @@ def tiny_profile() -> Profile:
         training_batch_size=2, training_steps=2, training_repeats=1,
         inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
         precision_settings={"unet": unet, "mobilenetv3": mobilenet}, precision_batch_size=2, precision_repeats=1,
+        describe_setting=unet,
         shortcuts=("--tiny: toy sizes that test the benchmark itself; the numbers mean nothing",),
     )
 
@@ -176,7 +184,7 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
         progress("data loading")
         rows += measure_data_loading(args.data, cache, device, profile.loading_baseline_images,
                                      profile.loading_rounds)
-        num_classes = len(cache.class_names)
+        num_classes, meta = len(cache.class_names), cache.meta
     progress("training steps")
     rows += measure_training_steps(selected(profile.training_settings, args.models), device,
                                    profile.training_batch_size, profile.training_steps,
@@ -191,6 +199,9 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
     progress("augmenting loader against a training step")
     rows.append(measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
                                           profile.precision_repeats))
+    progress("describing garments against predicting a photo")
+    rows.append(measure_description_cost(profile.describe_setting, find_dataset(args.data).samples[0].photo_path,
+                                         meta, profile.inference_repeats, args.work_dir))
     if args.trained_checkpoint is not None:
         progress(f"denormal numbers in {args.trained_checkpoint}")
         rows += measure_denormal_effect(args.trained_checkpoint, profile.precision_repeats)

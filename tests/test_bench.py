@@ -22,7 +22,7 @@ from label_encoder import LabelEncoder, read_groundtruth_mat
 
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
               "inference latency", "CPU precision: train step", "CPU precision: inference",
-              "data loading, augment full"]
+              "data loading, augment full", "describe garments"]
 
 
 def table_rows(table: str) -> list[list[str]]:
@@ -49,6 +49,10 @@ def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_
     assert re.fullmatch(r"\d+\.\d\dx faster", by_group["CPU precision: train step"][3])
     assert by_group["CPU precision: train step"][1].startswith("float32: ")
     assert re.fullmatch(r"\d+\.\d % of a step", by_group["data loading, augment full"][3])
+    describe_row = by_group["describe garments"]
+    assert describe_row[1].startswith("predict: ") and describe_row[2].startswith("predict + describe: ")
+    assert re.fullmatch(r"[+-]\d+\.\d % time", describe_row[3]) and describe_row[4] == "<= 20 %"
+    assert "0001.jpg (28×40)" in describe_row[5]
     assert "--tiny" in table
     assert output.read_text(encoding="utf-8") == table
     assert capsys.readouterr().out.strip() == table.strip()
