@@ -23,11 +23,10 @@ from helpers.errors import ClothVisionError
 from helpers.image_io import UnreadableImageError, read_rgb_image
 from inference.colour_names import garment_colour
 from inference.dataset_labels import dataset_label_and_decoder, read_label
-from inference.garment_groups import GarmentGroups, garment_groups_for
+from inference.garment_groups import BACKGROUND_GROUP, GarmentGroups, garment_groups_for
 from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
 
-BACKGROUND_GROUP = "background"
 # A predicted garment smaller than this share of the person's pixels is taken for noise. On a CCP photo
 # (550×830, the person about a quarter of it) 1 % is ~1100 pixels: a shoe keeps its place, stray
 # specks of a wrong class do not (labels are exact and keep every garment).

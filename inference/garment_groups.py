@@ -16,6 +16,8 @@ import numpy as np
 from helpers.errors import ClothVisionError, error_reason
 
 GROUP_TABLE_FILE = Path(__file__).with_name("garment_groups.json")
+# The group of the pixels that are not the person; descriptions measure shares of the rest.
+BACKGROUND_GROUP = "background"
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,7 @@ class GarmentGroups:
                 + f": add it to one of the groups {', '.join(group.name for group in table)}")
         # Groups without a class in this list are left out, so group metrics have no empty rows.
         used = {group_of_class[name].name for name in self.class_names}
-        self.groups = [group for group in table if group.name in used]
-        self.group_names = [group.name for group in self.groups]
+        self.group_names = [group.name for group in table if group.name in used]
         self.group_of_class = [group_of_class[name].name for name in self.class_names]
         self.group_index = np.array([self.group_names.index(name) for name in self.group_of_class], dtype=np.int64)
         self.garment_classes = np.array([group_of_class[name].is_garment for name in self.class_names])
@@ -71,18 +72,13 @@ class GarmentGroups:
         return {group: [name for name, group_of in zip(self.class_names, self.group_of_class, strict=True)
                         if group_of == group] for group in self.group_names}
 
-    def garment_group_names(self) -> list[str]:
-        return [group.name for group in self.groups if group.is_garment]
 
-    def garment_class_names(self) -> list[str]:
-        return [name for name, is_garment in zip(self.class_names, self.garment_classes, strict=True) if is_garment]
-
-
-def table_class_names(background: str = "null") -> list[str]:
-    """The table's class list in CCP's order: the background first (under the name given), then the other
-    classes alphabetically, as label_list.mat lists them. For synthetic data that must look real."""
+def table_class_names() -> list[str]:
+    """The table's class list in CCP's order: the background's first name ('null'), then the other classes
+    alphabetically, as label_list.mat lists them. For synthetic data that must look real."""
     table = read_group_table()
-    return [background] + sorted(name for group in table if group.name != table[0].name for name in group.classes)
+    background = next(group for group in table if group.name == BACKGROUND_GROUP).classes[0]
+    return [background] + sorted(name for group in table if group.name != BACKGROUND_GROUP for name in group.classes)
 
 
 def garment_groups_for(class_names: list[str], table_file: Path = GROUP_TABLE_FILE) -> GarmentGroups:

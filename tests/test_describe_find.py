@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from checkpoint_factory import write_tiny_checkpoint
 from PIL import Image
 from test_img_test_errors import assert_one_error_line
+from training_runs import single_torch_thread  # noqa: F401 (autouse fixture: tests run on one thread)
 
 import img_test
 from helpers.errors import run_cli
@@ -16,14 +16,6 @@ from inference.attire import LabelSource, describe_photo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONSTANT_CLASS = 7  # 'boots' in the CCP class list
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
