@@ -18,6 +18,7 @@ CAPTION_LINE_INCHES = 0.17
 GARMENT_ROW_INCHES = 0.24
 SHEET_COLUMNS = 5
 SHEET_PANEL_WIDTH_INCHES = 1.0
+SHEET_PANEL_FILL = 0.85
 
 
 def wrapped(text: str, width_inches: float) -> str:
@@ -79,7 +80,9 @@ def draw_contact_sheet(matches: list[tuple[Match, DescribedPhoto]], query: str, 
     columns = min(SHEET_COLUMNS, len(matches))
     rows = math.ceil(len(matches) / columns)
     cell_width = 2 * SHEET_PANEL_WIDTH_INCHES
-    photo_height = max(photo_height_inches(described, SHEET_PANEL_WIDTH_INCHES) for _, described in matches)
+    # The panels lose some width to the margins between them; their height follows what is left.
+    photo_height = max(photo_height_inches(described, SHEET_PANEL_WIDTH_INCHES * SHEET_PANEL_FILL)
+                       for _, described in matches)
     caption_height = CAPTION_LINE_INCHES * max(caption_lines(match.description.text(), cell_width)
                                                for match, _ in matches)
     figure = new_figure(show, figsize=(columns * cell_width, rows * (photo_height + caption_height + 0.35) + 0.4),
@@ -87,7 +90,8 @@ def draw_contact_sheet(matches: list[tuple[Match, DescribedPhoto]], query: str, 
     cells = figure.subfigures(rows, columns, squeeze=False).ravel()
     for rank, (cell, (match, described)) in enumerate(zip(cells, matches, strict=False), start=1):
         overlay = described.decoder.overlay(described.image, described.class_map)
-        for axis, picture in zip(cell.subplots(1, 2), (described.image, overlay), strict=True):
+        for axis, picture in zip(cell.subplots(1, 2, gridspec_kw={"wspace": 0.03}), (described.image, overlay),
+                                 strict=True):
             axis.imshow(np.asarray(picture))
             axis.set_axis_off()
         cell.suptitle(f"{rank}. {match.description.image}  score {match.score:.2f}", fontsize="small")
