@@ -12,7 +12,7 @@ Prints one Markdown table:
   6. CPU precision      per model (U-net, MobileNetV3): training step and inference, float32 vs bf16
   7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
   8. describe garments  img_test's prediction of the first dataset photo at its own size, alone and followed
-                        by the description of its garments (shares and colours)
+                        by the description of the garments of its label (shares and colours)
   9. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
@@ -200,8 +200,8 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
     rows.append(measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
                                           profile.precision_repeats))
     progress("describing garments against predicting a photo")
-    rows.append(measure_description_cost(profile.describe_setting, find_dataset(args.data).samples[0].photo_path,
-                                         meta, profile.inference_repeats, args.work_dir))
+    rows.append(measure_description_cost(profile.describe_setting, args.trained_checkpoint, meta,
+                                         find_dataset(args.data), profile.inference_repeats, args.work_dir))
     if args.trained_checkpoint is not None:
         progress(f"denormal numbers in {args.trained_checkpoint}")
         rows += measure_denormal_effect(args.trained_checkpoint, profile.precision_repeats)
