@@ -11,7 +11,9 @@ Prints one Markdown table:
   5. inference latency  per model, batch of one, on the CPU and on CUDA when --device is cuda
   6. CPU precision      per model (U-net, MobileNetV3): training step and inference, float32 vs bf16
   7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
-  8. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
+  8. describe garments  img_test's prediction of the first dataset photo at its own size, alone and followed
+                        by the description of the garments of its label (shares and colours)
+  9. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -33,16 +35,18 @@ from benchmarks.data_rows import (
     measure_preprocessing,
     read_colour_labels,
 )
+from benchmarks.describe_rows import measure_description_cost
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.step_overhead import NUM_CLASSES
 from benchmarks.table import Row, markdown_table
 from dataset import load_cache
 from helpers.atomic_files import atomic_write_text
+from helpers.dataset_layouts import find_dataset
 from helpers.devices import resolve_device
 from helpers.errors import run_cli
 from models import MODEL_NAMES
-from preprocess import DEFAULT_SIZE
+from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 # A quarter of the pixels of 496×304, for what is too slow on a CPU at full size.
 REDUCED_SIZE = (248, 152)
@@ -50,6 +54,8 @@ QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
 # The CPU study's U-net: what the bf16 and augmentation goals are about.
 CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
+# img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
+IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Profile:
     precision_settings: dict[str, ModelSetting]
     precision_batch_size: int
     precision_repeats: int
+    describe_setting: ModelSetting
     shortcuts: tuple[tuple[str, str], ...]  # (row group, the shortcut taken there); group "" for every group
 
 
@@ -82,7 +89,7 @@ def full_profile() -> Profile:
         inference_settings={name: ModelSetting(name, DEFAULT_SIZE) for name in MODEL_NAMES},
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
-        precision_batch_size=8, precision_repeats=3,
+        precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
         shortcuts=(("training", f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU"),),
     )
 
@@ -101,7 +108,7 @@ def quick_profile() -> Profile:
                             "resnet101": ModelSetting("resnet101", REDUCED_SIZE)},
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
-        precision_batch_size=8, precision_repeats=3,
+        precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
         shortcuts=(("data", "--quick: label encoding timed on 2 labels, one original call each"),
                    ("data", "--quick: the decode-every-epoch loader reads 32 training images per round"),
                    ("training", f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
@@ -121,6 +128,7 @@ def tiny_profile() -> Profile:
         training_batch_size=2, training_steps=2, training_repeats=1,
         inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
         precision_settings={"unet": unet, "mobilenetv3": mobilenet}, precision_batch_size=2, precision_repeats=1,
+        describe_setting=unet,
         shortcuts=(("", "--tiny: toy sizes that test the benchmark itself; the numbers mean nothing"),),
     )
 
@@ -152,7 +160,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "inference against the same model freshly initialised (default: none)")
     parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
                         help="row groups to measure: data (label encoding, preprocessing, loading), training, "
-                             "inference, precision, augmentation, denormal (needs --trained-checkpoint) "
+                             "inference, precision, augmentation, describe, denormal (needs "
+                             "--trained-checkpoint) "
                              "(default: all)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the table to this Markdown file (default: print it only)")
@@ -206,6 +215,15 @@ def augmentation_rows(args: argparse.Namespace, profile: Profile, device: torch.
                                       profile.precision_repeats)]
 
 
+def describe_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    progress("describing garments against predicting a photo")
+    dataset = find_dataset(args.data)
+    meta = {"class_names": dataset.encoder.class_names, "palette": dataset.encoder.palette,
+            "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+    return [measure_description_cost(profile.describe_setting, args.trained_checkpoint, meta, dataset,
+                                     profile.inference_repeats, args.work_dir)]
+
+
 def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     if args.trained_checkpoint is None:
         return []
@@ -215,7 +233,8 @@ def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.devi
 
 # Each group's rows, in the table's order.
 ROW_GROUPS = {"data": data_rows, "training": training_rows, "inference": inference_rows,
-              "precision": precision_rows, "augmentation": augmentation_rows, "denormal": denormal_rows}
+              "precision": precision_rows, "augmentation": augmentation_rows, "describe": describe_rows,
+              "denormal": denormal_rows}
 
 
 def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:

@@ -1,7 +1,10 @@
-"""Segment clothes in photos with a trained checkpoint: a figure for one photo, PNG files for a folder.
+"""Segment clothes in photos with a trained checkpoint: a figure for one photo, PNG files for a folder;
+describe what people wear and find the photos that match a description.
 
     python img_test.py data/photos/0001.jpg --checkpoint results/unet.pt --save prediction.png
     python img_test.py my_photos/ --out-dir predictions/ --checkpoint results/unet.pt
+    python img_test.py my_photos/ --describe --json descriptions.jsonl --checkpoint results/unet.pt
+    python img_test.py descriptions.jsonl --find "grey coat, red shoes" --save matches.png
 
 Everything inference needs (model, class names, palette, image size, normalisation) comes from the
 checkpoint; no cache or dataset is needed. From Python:
@@ -10,11 +13,12 @@ checkpoint; no cache or dataset is needed. From Python:
     prediction, predicted_classes = test_with_image("photo.jpg", checkpoint="results/unet.pt")
 """
 
-import argparse
 import math
 import sys
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -24,32 +28,31 @@ from PIL import Image
 from tqdm import tqdm
 
 from helpers.checkpoint import load_checkpoint
-from helpers.dataset_layouts import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
-from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
-from helpers.image_io import UnreadableImageError, read_rgb_image, write_png
+from helpers.image_io import UnreadableImageError, write_png
+from inference.attire import (
+    PhotoDescription,
+    PredictionSource,
+    describe_photo,
+    files_in,
+    no_readable_image_error,
+    write_descriptions,
+)
+from inference.attire_commands import Sources, run_describe, run_find
+from inference.command_line import DEFAULT_CHECKPOINT, check_arguments, get_args_parser
+from inference.dataset_labels import DATASET_LABEL_FILES, find_dataset_label, read_label
 from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
-from label_encoder import LabelEncoder
 
-DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
-# Where each dataset layout keeps the label of <root>/<photo folder>/NNNN.jpg, best first. The Kaggle
-# layout's .mat comes before its coloured PNG: the PNG is painted with class_dict.csv's colours, which
-# a checkpoint trained on the original layout (generated palette) does not know.
-KAGGLE_MAT_FOLDER = "labels/pixel_level_labels_mat"
-DATASET_LABEL_FILES = {
-    ORIGINAL_LAYOUT.photo_folder: (f"{ORIGINAL_LAYOUT.label_folder}/{{id}}{ORIGINAL_LAYOUT.label_suffix}",),
-    KAGGLE_LAYOUT.photo_folder: (f"{KAGGLE_MAT_FOLDER}/{{id}}.mat",
-                                 f"{KAGGLE_LAYOUT.label_folder}/{{id}}{KAGGLE_LAYOUT.label_suffix}"),
-}
 PHOTO_SUFFIX = ".jpg"
-OVERLAY_OPACITY = 0.5
-BACKGROUND_CLASS = 0
+DESCRIPTIONS_FILE = "descriptions.jsonl"
+DESCRIPTION_CHARACTERS_PER_INCH = 15
 OUTPUT_KINDS = ("mask", "overlay", "classes")
 PANEL_WIDTH_INCHES = 3.6
 LEGEND_ENTRY_WIDTH_INCHES = 1.3
 LEGEND_ROW_HEIGHT_INCHES = 0.22
+DESCRIPTION_LINE_HEIGHT_INCHES = 0.2
 TITLES_HEIGHT_INCHES = 0.6
 
 
@@ -61,34 +64,10 @@ def predictor_for(checkpoint: str | Path | SegmentationPredictor, device: str,
     return SegmentationPredictor(checkpoint, device, precision)
 
 
-def find_dataset_label(image_file: str | Path) -> Path | None:
-    """The label of a dataset photo (photos/NNNN.jpg or images/NNNN.jpg beside the annotations), if any."""
-    image_file = Path(image_file)
-    dataset_root = image_file.parent.parent
-    for pattern in DATASET_LABEL_FILES.get(image_file.parent.name, ()):
-        candidate = dataset_root / pattern.format(id=image_file.stem)
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_label(label_file: str | Path, decoder: LabelDecoder, image_file: str | Path,
-               image_size: tuple[int, int]) -> np.ndarray:
-    """A .mat annotation or a label image painted with the checkpoint's palette, as HxW class indices."""
-    label_file = Path(label_file)
-    if not label_file.is_file():
-        raise ClothVisionError(f"label {label_file} not found: check the path, or leave the label out")
-    label = LabelEncoder(decoder.class_names, decoder.palette).encode_file(label_file)
-    width, height = image_size
-    if label.shape != (height, width):
-        raise ClothVisionError(f"label {label_file} is {label.shape[1]}x{label.shape[0]} pixels but image "
-                               f"{image_file} is {width}x{height}: pass the label of this image")
-    return label
-
-
 def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, prediction: np.ndarray,
-                           decoder: LabelDecoder, title: str, show: bool) -> Figure:
-    """Original | Label (when known) | Prediction, above a legend of the colours of the classes shown."""
+                           decoder: LabelDecoder, title: str, show: bool, description: str = "") -> Figure:
+    """Original | Label (when known) | Prediction with the description of what is worn under it, above a
+    legend of the colours of the classes shown."""
     panels = [("Original", np.asarray(image))]
     if label is not None:
         panels.append(("Label", decoder.decode(label)))
@@ -101,13 +80,19 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
     # As few legend rows as fit the width, filled evenly (9 classes: 5 + 4, not 8 + 1).
     legend_rows = math.ceil(len(shown_classes) / max(1, int(figure_width // LEGEND_ENTRY_WIDTH_INCHES)))
     legend_columns = math.ceil(len(shown_classes) / legend_rows)
-    figure_height = panel_height + TITLES_HEIGHT_INCHES + LEGEND_ROW_HEIGHT_INCHES * legend_rows
+    description = textwrap.fill(description, int(PANEL_WIDTH_INCHES * DESCRIPTION_CHARACTERS_PER_INCH))
+    description_lines = description.count("\n") + 1 if description else 0
+    figure_height = (panel_height + TITLES_HEIGHT_INCHES + LEGEND_ROW_HEIGHT_INCHES * legend_rows
+                     + DESCRIPTION_LINE_HEIGHT_INCHES * description_lines)
     figure = new_figure(show, figsize=(figure_width, figure_height), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axis, (panel_title, pixels) in zip(axes, panels, strict=True):
         axis.imshow(pixels)
         axis.set_title(panel_title)
-        axis.set_axis_off()
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_frame_on(False)
+    axes[-1].set_xlabel(description, fontsize="small")
     palette, names = np.asarray(decoder.palette) / 255.0, decoder.class_names
     legend_entries = [Patch(facecolor=palette[index], edgecolor="0.5", label=names[index])
                       for index in shown_classes]
@@ -125,26 +110,28 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
 
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
     the names of the classes in it, in class-index order. The label is label_file, or for a dataset
-    photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. show=None shows the figure
+    photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. Prints the classes and the
+    description of what is worn, which the figure shows under the prediction. show=None shows the figure
     only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint may also be a
     SegmentationPredictor already loaded.
     """
     if save_to is not None:
         figure_format(save_to)
-    image = read_rgb_image(image_file)
     predictor = predictor_for(checkpoint, device, precision)
-    decoder = predictor.decoder
+    described = describe_photo(image_file, PredictionSource(predictor))
+    image, prediction, decoder = described.image, described.class_map, predictor.decoder
     label_file = label_file if label_file is not None else find_dataset_label(image_file)
     label = None if label_file is None else read_label(label_file, decoder, image_file, image.size)
-    prediction = predictor.predict(image)
     predicted_classes = decoder.classes_in(prediction)
     if label is not None:
         print(f"Real classes: {decoder.classes_in(label)}")
     print(f"Predicted classes: {predicted_classes}")
+    print(f"Description: {described.description.text()}")
     show = display_available() if show is None else show
     if show or save_to is not None:
         title = f"{Path(image_file).name}: {predictor.model_name} ({predictor.checkpoint_path.name})"
-        figure = draw_prediction_figure(image, label, prediction, decoder, title, show)
+        figure = draw_prediction_figure(image, label, prediction, decoder, title, show,
+                                        described.description.text())
         finish_figure(figure, show, save_to)
     return prediction, predicted_classes
 
@@ -157,10 +144,12 @@ test_with_image.__test__ = False
 class PredictionReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, UnreadableImageError]] = field(default_factory=list)
+    descriptions: list[PhotoDescription] = field(default_factory=list)
 
     def summary(self, out_dir: str | Path) -> str:
-        images = len(self.written) // len(OUTPUT_KINDS)
-        lines = [f"Wrote a mask, an overlay and a class-index PNG for {images} images to {out_dir}"]
+        images = len(self.descriptions)
+        lines = [f"Wrote a mask, an overlay and a class-index PNG for {images} images to {out_dir}, and their "
+                 f"descriptions to {Path(out_dir) / DESCRIPTIONS_FILE}"]
         if self.skipped:
             listed = ", ".join(f"{path.name} ({error.reason})" for path, error in self.skipped)
             lines.append(f"Skipped {len(self.skipped)} files that are not readable images: {listed}")
@@ -177,28 +166,30 @@ def write_prediction_pngs(out_dir: Path, stem: str, image: Image.Image, predicti
                           decoder: LabelDecoder) -> list[Path]:
     """<stem>_mask.png (class colours), <stem>_overlay.png (photo under the colours; the background
     class left as photographed) and <stem>_classes.png (class indices, 8-bit grey)."""
-    mask = Image.fromarray(decoder.decode(prediction))
-    blended = Image.blend(image, mask, OVERLAY_OPACITY)
-    background = Image.fromarray(((prediction == BACKGROUND_CLASS) * 255).astype(np.uint8))
-    overlay = Image.composite(image, blended, background)
-    pictures = {"mask": mask, "overlay": overlay, "classes": prediction}
+    pictures = {"mask": decoder.decode(prediction), "overlay": decoder.overlay(image, prediction),
+                "classes": prediction}
     return [write_png(out_dir / f"{stem}_{kind}.png", pictures[kind]) for kind in OUTPUT_KINDS]
 
 
 def predict_files(image_files: list[Path], out_dir: str | Path,
                   predictor: SegmentationPredictor) -> PredictionReport:
-    """Write the three PNGs of every readable image into out_dir; unreadable files are skipped, not fatal."""
+    """Write the three PNGs of every readable image into out_dir, and all their descriptions into
+    out_dir/descriptions.jsonl; unreadable files are skipped, not fatal."""
     out_dir = Path(out_dir)
     report = PredictionReport()
+    source = PredictionSource(predictor)
     for image_file, stem in zip(tqdm(image_files, desc="Predicting", unit="image"), output_stems(image_files),
                                 strict=True):
         try:
-            image = read_rgb_image(image_file)
+            described = describe_photo(image_file, source)
         except UnreadableImageError as error:
             report.skipped.append((image_file, error))
             continue
-        prediction = predictor.predict(image)
-        report.written += write_prediction_pngs(out_dir, stem, image, prediction, predictor.decoder)
+        report.written += write_prediction_pngs(out_dir, stem, described.image, described.class_map,
+                                                predictor.decoder)
+        report.descriptions.append(described.description)
+    if report.descriptions:
+        report.written.append(write_descriptions(out_dir / DESCRIPTIONS_FILE, report.descriptions))
     return report
 
 
@@ -207,16 +198,9 @@ def predict_folder(folder: str | Path, out_dir: str | Path,
                    precision: str = "auto") -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
     folder = Path(folder)
-    image_files = sorted(path for path in folder.iterdir()
-                         if path.is_file() and not path.name.startswith("."))
-    if not image_files:
-        raise ClothVisionError(f"folder {folder} holds no files: pass a folder of images")
-    report = predict_files(image_files, out_dir, predictor_for(checkpoint, device, precision))
+    report = predict_files(files_in(folder), out_dir, predictor_for(checkpoint, device, precision))
     if not report.written:
-        first_path, first_error = report.skipped[0]
-        raise ClothVisionError(f"folder {folder} holds no readable image ({len(report.skipped)} files "
-                               f"skipped, e.g. {first_path.name}: {first_error.reason}): "
-                               "pass a folder of photos")
+        raise no_readable_image_error(folder, report.skipped)
     return report
 
 
@@ -242,64 +226,36 @@ def test_split_image(checkpoint: str | Path | SegmentationPredictor, position: i
                            "pass the dataset folder with --data-dir")
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Predict the clothes in a photo (figure: Original | Label | Prediction) or in every "
-                    "image of a folder (--out-dir: mask, overlay and class-index PNGs).", add_help=add_help)
-    parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
-                        help="an image file, or a folder of images together with --out-dir (default: none; "
-                             "--test-split-image picks one instead)")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
-                        help="checkpoint written by train.py (default: %(default)s)")
-    parser.add_argument("--label", default=None, metavar="FILE",
-                        help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
-                             "palette (default: found automatically for dataset photos, else none)")
-    parser.add_argument("--save", default=None, metavar="OUT.png",
-                        help="write the figure there (.png, .pdf, .svg, ...) instead of showing it "
-                             "(default: show it when a display exists)")
-    parser.add_argument("--out-dir", default=None, metavar="DIR",
-                        help="write <name>_mask.png, <name>_overlay.png and <name>_classes.png for the "
-                             "image, or for every image of the folder, into DIR, skipping files that are "
-                             "not images (default: none, draw the figure)")
-    parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
-                             "(default: %(default)s)")
-    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
-                             "elsewhere (default: %(default)s)")
-    parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
-                        help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
-                             "--data-dir, instead of INPUT (default: none)")
-    parser.add_argument("--data-dir", default="data", metavar="DIR",
-                        help="dataset folder that --test-split-image looks in (default: %(default)s)")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = get_args_parser()
     args = parser.parse_args(argv)
-    if (args.input is None) == (args.test_split_image is None):
-        parser.error("give either an image (or folder) or --test-split-image K")
-    # Loaded once, for --test-split-image's ids and the prediction alike.
-    predictor = SegmentationPredictor(args.checkpoint, args.device, args.precision)
+    check_arguments(parser, args)
+
+    # Loaded once, for --test-split-image's ids and the prediction alike, and only when needed:
+    # --use-labels and searches of a descriptions file run without a model.
+    @cache
+    def predictor() -> SegmentationPredictor:
+        return SegmentationPredictor(args.checkpoint, args.device, args.precision)
+
     image_path = Path(args.input) if args.input is not None else test_split_image(
-        predictor, args.test_split_image, args.data_dir)
+        args.checkpoint if args.use_labels else predictor(), args.test_split_image, args.data_dir)
+    if args.describe or args.find is not None:
+        command = run_describe if args.describe else run_find
+        command(args, image_path, Sources(args, predictor))
+        return
     if args.out_dir is None:
         if image_path.is_dir():
             raise ClothVisionError(f"{image_path} is a folder: add --out-dir DIR to write a mask, an overlay "
                                    "and a class-index PNG for each of its images")
-        test_with_image(image_path, predictor, args.label, show=False if args.save else None,
+        test_with_image(image_path, predictor(), args.label, show=False if args.save else None,
                         save_to=args.save)
         if args.save:
             print(f"Saved the figure to {args.save}")
         return
-    if args.label is not None or args.save is not None:
-        raise ClothVisionError("--label and --save belong to the figure of one image: "
-                               "leave out --out-dir to use them")
     if image_path.is_dir():
-        report = predict_folder(image_path, args.out_dir, predictor)
+        report = predict_folder(image_path, args.out_dir, predictor())
     else:
-        report = predict_files([image_path], args.out_dir, predictor)
+        report = predict_files([image_path], args.out_dir, predictor())
         if report.skipped:  # skipping suits a folder; the one file asked for must be an image
             raise report.skipped[0][1]
     print(report.summary(args.out_dir))

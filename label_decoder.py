@@ -1,8 +1,12 @@
 """Class-index maps -> colour images and the names of the classes in them (the inverse of LabelEncoder)."""
 
 import numpy as np
+from PIL import Image
 
 from label_encoder import ClassPalette, checked_class_indices
+
+OVERLAY_OPACITY = 0.5
+BACKGROUND_CLASS = 0
 
 
 class LabelDecoder(ClassPalette):
@@ -22,3 +26,11 @@ class LabelDecoder(ClassPalette):
         """Names of the classes present in the map, in class-index order."""
         counts = np.bincount(self._checked(index_map).ravel(), minlength=len(self._class_names))
         return [self._class_names[index] for index in np.flatnonzero(counts)]
+
+    def overlay(self, photo: Image.Image, index_map: np.ndarray) -> Image.Image:
+        """The RGB photo under the class colours, blended half and half; background pixels (class 0) are
+        left as photographed, so the person stands out."""
+        index_map = self._checked(index_map)
+        blended = Image.blend(photo, Image.fromarray(self._palette[index_map]), OVERLAY_OPACITY)
+        background = Image.fromarray(((index_map == BACKGROUND_CLASS) * 255).astype(np.uint8))
+        return Image.composite(photo, blended, background)

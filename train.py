@@ -124,6 +124,7 @@ def train_model(
         report["pixel_accuracy"],
         report["miou"],
         report["fw_iou"],
+        report["garment_groups"]["miou"],
         sum(row["seconds"] for row in history) / len(history),
         trainer.starting_learning_rates,
     )

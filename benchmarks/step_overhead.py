@@ -16,10 +16,13 @@ from torch import nn
 from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import IGNORE_INDEX, Cache
+from inference.garment_groups import table_class_names
 from models import logits_of
 from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
 
-NUM_CLASSES = 59
+# The CCP class list, whose garment groups a trainer looks up.
+CLASS_NAMES = table_class_names()
+NUM_CLASSES = len(CLASS_NAMES)
 
 
 def synthetic_cache(num_images: int, image_size: tuple[int, int], seed: int = 0) -> Cache:
@@ -29,7 +32,7 @@ def synthetic_cache(num_images: int, image_size: tuple[int, int], seed: int = 0)
     labels = rng.integers(0, NUM_CLASSES, size=(num_images, height, width), dtype=np.uint8)
     meta = {
         "format_version": CACHE_FORMAT_VERSION,
-        "class_names": [f"class{index}" for index in range(NUM_CLASSES)],
+        "class_names": CLASS_NAMES,
         "palette": [[index, index, index] for index in range(NUM_CLASSES)],
         "image_size": [height, width],
         "mean": list(IMAGENET_MEAN),

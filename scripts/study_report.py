@@ -11,10 +11,11 @@ from pathlib import Path
 import torch
 
 from img_test import test_split_image, test_with_image
+from inference.garment_groups import garment_groups_for
 from scripts.study_measure import ModelMeasurement
 from scripts.study_plan import StudyProfile, TrainingRun
 from scripts.study_training import say
-from trainers.metrics import metrics_from_confusion
+from trainers.metrics import group_metrics, metrics_from_confusion
 from trainers.summary import ModelSummary
 
 
@@ -24,34 +25,54 @@ def read_history(path: Path) -> list[dict]:
                 for row in csv.DictReader(handle)]
 
 
+def report_class_names(test_report: dict) -> list[str]:
+    """A test report's class names, in class order: the keys of its per_class_iou."""
+    return list(test_report["per_class_iou"])
+
+
+def test_group_metrics(test_report: dict) -> dict:
+    """The report's garment-group metrics; reports written before they existed get them from their
+    confusion matrix, so the README table can be regenerated from any run."""
+    if "garment_groups" in test_report:
+        return test_report["garment_groups"]
+    return group_metrics(test_report["confusion_matrix"], garment_groups_for(report_class_names(test_report)))
+
+
 def model_summary(label: str, history: list[dict], test_report: dict, parameters: int) -> ModelSummary:
     best = history[test_report["best_epoch"] - 1]
     return ModelSummary(label, parameters, len(history), test_report["best_epoch"], best["val_miou"],
                         test_report["pixel_accuracy"], test_report["miou"], test_report["fw_iou"],
+                        test_group_metrics(test_report)["miou"],
                         sum(row["seconds"] for row in history) / len(history), test_report["learning_rates"])
 
 
-def all_background_metrics(confusion_matrix: list[list[int]]) -> dict:
-    """The metrics of a model that predicts background (class 0) for every pixel of the same split."""
+def all_background_metrics(confusion_matrix: list[list[int]], class_names: list[str]) -> dict:
+    """The metrics, garment-group metrics included, of a model that predicts background (class 0) for every
+    pixel of the same split."""
     true_pixels = torch.tensor(confusion_matrix, dtype=torch.int64).sum(dim=1)
     background_everywhere = torch.zeros(len(true_pixels), len(true_pixels), dtype=torch.int64)
     background_everywhere[:, 0] = true_pixels
-    return metrics_from_confusion(background_everywhere)
+    metrics = metrics_from_confusion(background_everywhere)
+    metrics["garment_groups"] = group_metrics(background_everywhere, garment_groups_for(class_names))
+    return metrics
 
 
 def metric_cells(report: dict) -> str:
     return (f"{100 * report['pixel_accuracy']:.1f} % | {100 * report['mean_accuracy']:.1f} % "
-            f"| {100 * report['miou']:.1f} % | {100 * report['fw_iou']:.1f} %")
+            f"| {100 * report['miou']:.1f} % | {100 * report['fw_iou']:.1f} % "
+            f"| {100 * test_group_metrics(report)['miou']:.1f} %")
 
 
 def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], reports: dict[str, dict],
                  histories: dict[str, list[dict]]) -> str:
     """One row per finished run (by label) after the all-background baseline of the same test split."""
     lines = ["| model | parameters | epochs (training minutes) | test pixel accuracy | test mean accuracy "
-             "| test mIoU | test fw-IoU | ms / image |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| test mIoU | test fw-IoU | test group mIoU | ms / image |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     if reports:
         # Every run is tested on the same split, so any one's confusion matrix gives the baseline.
-        baseline = all_background_metrics(next(iter(reports.values()))["confusion_matrix"])
+        first_report = next(iter(reports.values()))
+        baseline = all_background_metrics(first_report["confusion_matrix"], report_class_names(first_report))
         lines.append(f"| all-background baseline | – | – | {metric_cells(baseline)} | – |")
     by_model = {item.name: item for item in measurements}
     for run in runs:

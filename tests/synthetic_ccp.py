@@ -7,8 +7,12 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-NUM_CLASSES = 59
-CLASS_NAMES = ["null"] + [f"garment{index:02d}" for index in range(1, NUM_CLASSES)]
+from inference.garment_groups import table_class_names
+
+# The real CCP class list, as the garment group table names it, so that everything downstream of a synthetic
+# cache (group metrics, descriptions) works as on the real data.
+CLASS_NAMES = table_class_names()
+NUM_CLASSES = len(CLASS_NAMES)
 # Distinct colours, as a class_dict.csv would hold them; the first is the background.
 PALETTE = [[(37 * index) % 256, (91 * index + 40) % 256, (53 * index + 90) % 256] for index in range(NUM_CLASSES)]
 

@@ -22,7 +22,7 @@ from label_encoder import LabelEncoder, read_groundtruth_mat
 
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
               "inference latency", "CPU precision: train step", "CPU precision: inference",
-              "data loading, augment full"]
+              "data loading, augment full", "describe garments"]
 
 
 def table_rows(table: str) -> list[list[str]]:
@@ -49,6 +49,11 @@ def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_
     assert re.fullmatch(r"\d+\.\d\dx faster", by_group["CPU precision: train step"][3])
     assert by_group["CPU precision: train step"][1].startswith("float32: ")
     assert re.fullmatch(r"\d+\.\d % of a step", by_group["data loading, augment full"][3])
+    describe_row = by_group["describe garments"]
+    assert describe_row[1].startswith("predict: ") and describe_row[2].startswith("predict + describe: ")
+    assert re.fullmatch(r"[+-]\d+\.\d % time", describe_row[3]) and describe_row[4] == "<= 20 %"
+    assert "unet (32×32, base_width 4), fresh, 0001.jpg (28×40)" in describe_row[5]
+    assert re.search(r"the \d+ garments of its label described", describe_row[5])
     assert "--tiny" in table
     assert output.read_text(encoding="utf-8") == table
     assert capsys.readouterr().out.strip() == table.strip()
@@ -148,6 +153,18 @@ def test_denormal_rows_compare_a_trained_checkpoint_with_a_fresh_model_with_and_
     assert [row.benchmark for row in rows] == ["denormal numbers"] * 2
     assert ["flush denormals off" in rows[0].measured_on, "flush denormals on" in rows[1].measured_on] == [True] * 2
     assert all(re.fullmatch(r"trained / fresh = \d+\.\d\d", row.result) for row in rows)
+
+
+def test_describe_row_predicts_with_a_trained_checkpoint_when_given(ccp_synthetic, tmp_path):
+    from checkpoint_factory import write_tiny_checkpoint
+
+    from benchmarks.describe_rows import measure_description_cost
+    from helpers.dataset_layouts import find_dataset
+
+    checkpoint = write_tiny_checkpoint(tmp_path / "trained.pt")
+    row = measure_description_cost(bench.tiny_profile().describe_setting, checkpoint, {}, find_dataset(ccp_synthetic),
+                                   repeats=1)
+    assert row.benchmark == "describe garments" and row.measured_on.startswith("unet of trained.pt, 0001.jpg")
 
 
 def test_step_overhead_measurement_reports_both_loops():

@@ -1,5 +1,6 @@
 """img_test.py: predictions at each photo's own size from a checkpoint alone, labels, figures, folders."""
 
+import json
 import re
 
 import matplotlib
@@ -217,7 +218,9 @@ def test_folder_prediction_writes_three_pngs_per_image_and_reports_skipped_files
                                             "--checkpoint", str(checkpoint)]) == 0
     stems = ["look.jpg", "look.png", "street"]
     assert sorted(path.name for path in out_dir.iterdir()) == sorted(
-        f"{stem}_{kind}.png" for stem in stems for kind in ("mask", "overlay", "classes"))
+        [f"{stem}_{kind}.png" for stem in stems for kind in ("mask", "overlay", "classes")] + ["descriptions.jsonl"])
+    descriptions = (out_dir / "descriptions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["image"] for line in descriptions] == ["look.jpg", "look.png", "street.png"]
     output = capsys.readouterr().out
     assert "for 3 images to" in output
     assert "Skipped 2 files that are not readable images: broken.jpg (corrupt or truncated), " \

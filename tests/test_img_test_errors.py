@@ -128,7 +128,8 @@ def arguments(case: str, gallery: dict) -> tuple[list[str], str]:
 def assert_one_error_line(stderr: str, fragment: str) -> None:
     assert "Traceback" not in stderr
     # A folder's progress bar may precede the error; the error itself is the last line, and alone.
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("Predicting")]
+    lines = [line for line in stderr.splitlines()
+             if line.strip() and not line.startswith(("Predicting", "Describing"))]
     assert len(lines) == 1, stderr
     assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
 

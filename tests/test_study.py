@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synthetic_ccp import CLASS_NAMES
 
 from dataset import Cache
 from helpers.errors import ClothVisionError
+from inference.garment_groups import garment_groups_for
 from models import default_learning_rates
 from scripts import study, study_measure, study_plan, study_report, study_training
 from trainers.checkpointing import write_history_csv
 from trainers.command_line import get_args_parser
+from trainers.metrics import group_metrics, metrics_from_confusion
+from trainers.summary import summary_markdown
 
 
 def split_only_cache(train: int, val: int, test: int) -> Cache:
@@ -96,11 +100,40 @@ def test_summary_row_comes_from_the_history_and_test_files(tmp_path):
     read_back = study_report.read_history(tmp_path / "unet.csv")
     assert read_back == history
     report = {"best_epoch": 2, "pixel_accuracy": 0.9, "miou": 0.25, "fw_iou": 0.8,
-              "learning_rates": "all 0.001 (1.00 M parameters)"}
+              "garment_groups": {"miou": 0.5}, "learning_rates": "all 0.001 (1.00 M parameters)"}
     summary = study_report.model_summary("unet", read_back, report, parameters=123)
     assert (summary.epochs_run, summary.best_epoch, summary.best_val_miou) == (3, 2, 0.3)
     assert summary.seconds_per_epoch == pytest.approx(4.0) and summary.test_miou == 0.25
+    assert summary.test_group_miou == 0.5
     assert summary.learning_rates == "all 0.001 (1.00 M parameters)"
+    assert "| 0.8000 | 0.5000 | 4.0 |" in summary_markdown([summary])
+
+
+def old_test_report(confusion: list[list[int]]) -> dict:
+    """A test report as written before garment groups existed: class names only as per_class_iou's keys."""
+    metrics = metrics_from_confusion(confusion, CLASS_NAMES)
+    return {**{key: metrics[key] for key in ("pixel_accuracy", "mean_accuracy", "miou", "fw_iou")},
+            "per_class_iou": metrics["iou_by_class_name"], "confusion_matrix": confusion}
+
+
+def test_readme_table_has_group_miou_even_from_reports_written_before_groups():
+    confusion = np.zeros((59, 59), dtype=np.int64)
+    shirt, blouse, skin = (CLASS_NAMES.index(name) for name in ("shirt", "blouse", "skin"))
+    confusion[0, 0], confusion[shirt, blouse], confusion[skin, skin], confusion[skin, 0] = 60, 20, 15, 5
+    report = old_test_report(confusion.tolist())
+    expected = group_metrics(confusion, garment_groups_for(CLASS_NAMES))
+    assert study_report.test_group_metrics(report) == expected
+    # Background 60/65, tops 20/20 (a shirt taken for a blouse is still a top), skin 15/20.
+    assert expected["miou"] == pytest.approx((60 / 65 + 1 + 15 / 20) / 3)
+    run = study_plan.TrainingRun("unet", "unet", Path("unused"), "full", 1)
+    measurement = study_measure.ModelMeasurement("unet", 2_000_000, 1, 1.0, 0.5)
+    history = [{"seconds": 120.0}]
+    lines = study_report.readme_table([run], [measurement], {"unet": report}, {"unet": history}).splitlines()
+    assert lines[0].split(" | ")[-3:] == ["test fw-IoU", "test group mIoU", "ms / image |"]
+    baseline_cells, unet_cells = (line.split(" | ") for line in lines[2:])
+    # The baseline predicts background everywhere: IoU 60/100 for it, 0 for tops and skin.
+    assert baseline_cells[-2] == f"{100 * 0.6 / 3:.1f} %"
+    assert unet_cells[-2] == f"{100 * expected['miou']:.1f} %" and unet_cells[-1] == "500.0 |"
 
 
 def test_training_processes_report_exit_codes_and_stop_at_the_deadline(tmp_path, monkeypatch):
@@ -164,11 +197,13 @@ def test_shrunk_dataset_preprocesses_to_the_same_labels_and_nearly_the_same_phot
 def test_all_background_baseline_is_computed_from_the_test_confusion_matrix():
     # Rows are true classes: 6 background pixels, 3 of class 1, 1 of class 2, none of class 3.
     confusion = [[5, 1, 0, 0], [1, 2, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
-    baseline = study_report.all_background_metrics(confusion)
+    baseline = study_report.all_background_metrics(confusion, ["null", "shirt", "blouse", "skin"])
     assert baseline["pixel_accuracy"] == pytest.approx(0.6)
     assert baseline["mean_accuracy"] == pytest.approx(1 / 3)  # three classes present, background all right
     assert baseline["miou"] == pytest.approx(0.6 / 3)  # background IoU 6/10, the others 0
     assert baseline["fw_iou"] == pytest.approx(0.6 * 0.6)
+    # Background, tops (shirt and blouse) and skin: the background group's IoU is 6/10 again.
+    assert baseline["garment_groups"]["miou"] == pytest.approx(0.6 / 2)
 
 
 def test_a_given_time_limit_and_resume_reach_the_training_commands(tmp_path):

@@ -13,11 +13,12 @@ from training_runs import (
 )
 
 from helpers.checkpoint import load_checkpoint
+from inference.garment_groups import garment_groups_for
 from models import MODEL_NAMES
 from preprocess import preprocess
 from trainers.checkpointing import HISTORY_COLUMNS
 from trainers.evaluation import evaluate_checkpoint
-from trainers.metrics import metrics_from_confusion
+from trainers.metrics import group_metrics, metrics_from_confusion
 
 EPOCHS = 2
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -75,6 +76,12 @@ def check_test_report(report: dict, class_names: list[str], test_pixels: int) ->
     assert list(report["per_class_iou"]) == class_names
     absent = matrix.sum(axis=1) == 0
     assert [iou is None for iou in report["per_class_iou"].values()] == absent.tolist()
+    groups = report["garment_groups"]
+    assert groups == group_metrics(report["confusion_matrix"], garment_groups_for(class_names))
+    assert sorted(name for names in groups["mapping"].values() for name in names) == sorted(class_names)
+    assert list(groups["per_group_iou"]) == list(groups["mapping"])
+    # A confusion inside a group is no error at the group level.
+    assert groups["pixel_accuracy"] >= report["pixel_accuracy"]
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -111,6 +118,9 @@ def test_best_checkpoint_alone_reproduces_its_val_metrics(all_models_run, name):
     best = load_checkpoint(out / f"{name}.pt")
     val_again = evaluate_checkpoint(out / f"{name}.pt", cache_dir, "val", device="cpu", batch_size=1)
     assert torch.equal(val_again["confusion_matrix"], best["metrics"]["confusion_matrix"])
+    assert val_again["garment_groups"] == best["metrics"]["garment_groups"]
+    assert val_again["garment_groups"]["miou"] == group_metrics(
+        val_again["confusion_matrix"], garment_groups_for(best["class_names"]))["miou"]
     assert val_again["loss"] == pytest.approx(best["metrics"]["loss"], rel=1e-5)
 
 
@@ -124,6 +134,7 @@ def test_comparison_and_summary_cover_every_model(all_models_run):
         report = results[name]["test"]
         assert cells[2] == str(EPOCHS)
         assert cells[4:7] == [f"{report[key]:.4f}" for key in ("pixel_accuracy", "miou", "fw_iou")]
+        assert cells[7] == f"{report['garment_groups']['miou']:.4f}"
 
 
 def test_unet_learns_on_real_photos(real_ccp_dir, tmp_path):

@@ -56,6 +56,16 @@ def test_cache_of_another_format_version(trained, tmp_path, capsys):
     fails_with(["--data", str(cache_dir)], capsys, "format version 99", "preprocess.py")
 
 
+def test_a_class_without_garment_group_stops_the_run_before_training(trained, tmp_path, capsys):
+    cache_dir = shutil.copytree(trained[0], tmp_path / "renamed")
+    meta = json.loads((cache_dir / "meta.json").read_text())
+    meta["class_names"][5] = "kilt"
+    (cache_dir / "meta.json").write_text(json.dumps(meta))
+    fails_with(["--data", str(cache_dir), "--out", str(tmp_path / "results")], capsys,
+               "class 'kilt' has no garment group", "garment_groups.json", "add it to one of the groups")
+    assert not (tmp_path / "results" / "unet_last.pt").exists()
+
+
 @pytest.mark.parametrize(
     ("arguments", "fragments"),
     [

@@ -135,6 +135,7 @@ class CheckpointingMixin:
             "precision": self.precision.name,
             "augment": self.options.augment,
             "per_class_iou": metrics["iou_by_class_name"],
+            "garment_groups": metrics["garment_groups"],
             "confusion_matrix": metrics["confusion_matrix"].tolist(),
         }
         if self.distributed.is_main:
@@ -142,6 +143,7 @@ class CheckpointingMixin:
             self.log(
                 f"{self.model_name} test (best epoch {self.best_epoch}): pixel accuracy "
                 f"{report['pixel_accuracy']:.4f}, mean accuracy {report['mean_accuracy']:.4f}, "
-                f"mIoU {report['miou']:.4f}, fw-IoU {report['fw_iou']:.4f}"
+                f"mIoU {report['miou']:.4f}, fw-IoU {report['fw_iou']:.4f}, "
+                f"garment-group mIoU {report['garment_groups']['miou']:.4f}"
             )
         return report

@@ -11,6 +11,7 @@ negatives of the pixels' true class, whose IoU drops, and they lower pixel accur
 
 import torch
 
+from inference.garment_groups import GarmentGroups
 from trainers.distributed import all_reduce_sum
 
 
@@ -83,6 +84,26 @@ def metrics_from_confusion(matrix: torch.Tensor | list[list[int]],
             raise ValueError(f"{len(class_names)} class names for a {counts.shape[0]}-class confusion matrix")
         metrics["iou_by_class_name"] = dict(zip(class_names, metrics["per_class_iou"], strict=True))
     return metrics
+
+
+def group_metrics(matrix: torch.Tensor | list[list[int]], groups: GarmentGroups) -> dict:
+    """Pixel accuracy, mIoU and IoU per garment group, from the class confusion matrix of the same pixels.
+
+    The class matrix's rows and columns are summed by group, so a shirt taken for a blouse counts as right
+    (both are tops) and no second pass over the images is needed. Means run over the groups present in
+    the ground truth, as for classes.
+    """
+    counts = torch.as_tensor(matrix).cpu().to(torch.int64)
+    if counts.shape[0] != len(groups.class_names):
+        raise ValueError(f"{len(groups.class_names)} class names for a {counts.shape[0]}-class confusion matrix")
+    group_index = torch.from_numpy(groups.group_index)
+    by_true_group = torch.zeros(len(groups.group_names), counts.shape[1], dtype=torch.int64)
+    by_true_group.index_add_(0, group_index, counts)
+    grouped = torch.zeros(len(groups.group_names), len(groups.group_names), dtype=torch.int64)
+    grouped.index_add_(1, group_index, by_true_group)
+    metrics = metrics_from_confusion(grouped, groups.group_names)
+    return {"mapping": groups.mapping(), "pixel_accuracy": metrics["pixel_accuracy"], "miou": metrics["miou"],
+            "per_group_iou": metrics["iou_by_class_name"]}
 
 
 def _present_or_none(values: torch.Tensor, present: torch.Tensor) -> list[float | None]:

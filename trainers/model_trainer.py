@@ -29,6 +29,7 @@ from tqdm import tqdm
 from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
 from early_stopper import EarlyStopper
 from helpers.devices import resolve_precision
+from inference.garment_groups import garment_groups_for
 from trainers.checkpointing import CheckpointingMixin
 from trainers.distributed import (
     SINGLE_PROCESS,
@@ -37,7 +38,7 @@ from trainers.distributed import (
     copy_buffers_from_rank_zero,
     decision_of_rank_zero,
 )
-from trainers.metrics import ConfusionMatrix, correct_pixels
+from trainers.metrics import ConfusionMatrix, correct_pixels, group_metrics
 from trainers.options import TrainingOptions, class_weights_from_counts
 
 # The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
@@ -64,6 +65,8 @@ class ModelTrainer(CheckpointingMixin):
     ):
         self.model_name, self.model_kwargs = model_name, dict(model_kwargs)
         self.cache, self.meta, self.class_names = cache, cache.meta, cache.class_names
+        # Matched now: a class without a garment group stops the run before training, not at its test report.
+        self.garment_groups = garment_groups_for(self.class_names)
         self.device, self.options, self.distributed = device, options, distributed
         self.output_dir = Path(output_dir)
         self.run_arguments = asdict(options) if run_arguments is None else run_arguments
@@ -208,7 +211,8 @@ class ModelTrainer(CheckpointingMixin):
         return {"loss": loss_sum / loss_weight, "accuracy": correct / pixels}
 
     def evaluate(self, split: str) -> dict:
-        """Loss and confusion-matrix metrics over the whole split (all ranks' shares together)."""
+        """Loss and confusion-matrix metrics over the whole split (all ranks' shares together), per class and
+        per garment group."""
         copy_buffers_from_rank_zero(self.model)
         self.forward_module.eval()
         confusion = ConfusionMatrix(len(self.class_names), self.device)
@@ -227,6 +231,7 @@ class ModelTrainer(CheckpointingMixin):
         metrics = confusion.compute(self.class_names)
         metrics["loss"] = loss_sum / loss_weight
         metrics["confusion_matrix"] = confusion.matrix.cpu()
+        metrics["garment_groups"] = group_metrics(metrics["confusion_matrix"], self.garment_groups)
         return metrics
 
     def fit(self, start_epoch: int = 1) -> None:

@@ -1,0 +1,101 @@
+"""img_test.py --describe and --find: descriptions printed, written as JSON Lines, searched and drawn."""
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from helpers.errors import ClothVisionError
+from helpers.figures import figure_format, finish_figure
+from inference.attire import (
+    ClassMapSource,
+    DescribedPhoto,
+    LabelSource,
+    PhotoDescription,
+    PredictionSource,
+    describe_path,
+    describe_photo,
+    read_descriptions,
+    write_descriptions,
+)
+from inference.attire_figures import draw_contact_sheet, draw_description_figure
+from inference.predictor import SegmentationPredictor
+from inference.search import parse_query, rank
+
+DESCRIPTION_FILE_SUFFIXES = (".json", ".jsonl")
+
+
+class Sources:
+    """Where class maps come from: labels, or a checkpoint loaded only when a prediction is first needed."""
+
+    def __init__(self, args: argparse.Namespace, load_predictor: Callable[[], SegmentationPredictor]):
+        self.use_labels, self.minimum_share = args.use_labels, args.min_share
+        self.load_predictor = load_predictor
+        self.prediction: PredictionSource | None = None
+
+    def get(self, name: str) -> ClassMapSource:
+        if name == LabelSource.name:
+            return LabelSource()
+        if self.prediction is None:
+            self.prediction = PredictionSource(self.load_predictor(), self.minimum_share)
+        return self.prediction
+
+    def chosen(self) -> ClassMapSource:
+        return self.get(LabelSource.name if self.use_labels else PredictionSource.name)
+
+
+def save_descriptions(descriptions: list[PhotoDescription], json_file: str | None) -> None:
+    if json_file is not None:
+        write_descriptions(json_file, descriptions)
+        print(f"Wrote {len(descriptions)} descriptions to {json_file}")
+
+
+def print_descriptions(descriptions: list[PhotoDescription], json_file: str | None) -> None:
+    for description in descriptions:
+        print(f"{description.image}: {description.text()}")
+    save_descriptions(descriptions, json_file)
+
+
+def run_describe(args: argparse.Namespace, image_path: Path, sources: Sources) -> None:
+    """One line per photo; with --save, the figure of the one photo."""
+    if args.save is None:
+        print_descriptions(describe_path(image_path, sources.chosen()), args.json)
+        return
+    figure_format(args.save)
+    if image_path.is_dir():
+        raise ClothVisionError(f"{image_path} is a folder, and --save draws the figure of one photo: pass one "
+                               "photo, or leave out --save")
+    described = describe_photo(image_path, sources.chosen())
+    print_descriptions([described.description], args.json)
+    title = f"{image_path.name}, described from its {described.description.source}"
+    finish_figure(draw_description_figure(described, title, show=False), show=False, save_to=args.save)
+    print(f"Saved the figure to {args.save}")
+
+
+def redrawn(description: PhotoDescription, sources: Sources) -> DescribedPhoto:
+    """A described photo read again, with its class map from the source it was described from."""
+    path = Path(description.path)
+    if not path.is_file():
+        raise ClothVisionError(f"photo {path} of {description.image}'s description is gone: describe the photos "
+                               "again where they are now, or leave out --save")
+    return describe_photo(path, sources.get(description.source))
+
+
+def run_find(args: argparse.Namespace, input_path: Path, sources: Sources) -> None:
+    """Rank a folder's photos (described now) or a descriptions file's (described before) by the query."""
+    terms = parse_query(args.find)
+    if args.save is not None:
+        figure_format(args.save)
+    if input_path.is_file() and input_path.suffix.lower() in DESCRIPTION_FILE_SUFFIXES:
+        descriptions = read_descriptions(input_path)
+    else:
+        descriptions = describe_path(input_path, sources.chosen())
+        save_descriptions(descriptions, args.json)
+    matches = rank(descriptions, terms)[: args.top]
+    print(f"The {len(matches)} best of {len(descriptions)} photos for \"{', '.join(map(str, terms))}\":")
+    for position, match in enumerate(matches, start=1):
+        print(f"{position:>3}. {match.description.image}  {match.score:.2f}  {match.description.text()}")
+    if args.save is not None:
+        sheet = draw_contact_sheet([(match, redrawn(match.description, sources)) for match in matches],
+                                   args.find, show=False)
+        finish_figure(sheet, show=False, save_to=args.save)
+        print(f"Saved the contact sheet to {args.save}")

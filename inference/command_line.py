@@ -1,0 +1,90 @@
+"""img_test.py's flags: a figure of one photo (the default), PNGs of a folder (--out-dir), descriptions of what
+people wear (--describe) and the photos that match a description (--find)."""
+
+import argparse
+
+from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
+from helpers.errors import ClothVisionError
+from inference.attire import DEFAULT_MINIMUM_SHARE
+
+DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
+DEFAULT_TOP = 10
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Predict the clothes in a photo (figure: Original | Label | Prediction) or in every "
+                    "image of a folder (--out-dir: mask, overlay and class-index PNGs); describe what people "
+                    "wear (--describe) or find the photos that match a description (--find).",
+        add_help=add_help)
+    parser.add_argument("input", nargs="?", default=None, metavar="INPUT",
+                        help="an image file, or a folder of images together with --out-dir, --describe or "
+                             "--find; for --find also a descriptions file written by --json (default: none; "
+                             "--test-split-image picks one instead)")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
+                        help="checkpoint written by train.py (default: %(default)s)")
+    parser.add_argument("--label", default=None, metavar="FILE",
+                        help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
+                             "palette (default: found automatically for dataset photos, else none)")
+    parser.add_argument("--save", default=None, metavar="OUT.png",
+                        help="write the figure there (.png, .pdf, .svg, ...) instead of showing it; with "
+                             "--describe the photo, its overlay and its garments; with --find the contact sheet "
+                             "of the best photos (default: show the figure when a display exists)")
+    parser.add_argument("--out-dir", default=None, metavar="DIR",
+                        help="write <name>_mask.png, <name>_overlay.png and <name>_classes.png for the "
+                             "image, or for every image of the folder, into DIR, skipping files that are "
+                             "not images, and their descriptions into DIR/descriptions.jsonl (default: none, "
+                             "draw the figure)")
+    parser.add_argument("--describe", action="store_true",
+                        help="print what the person in each photo wears, one line per photo: "
+                             "'0004.jpg: grey coat, white pants, red shoes' (default: off)")
+    parser.add_argument("--find", default=None, metavar="QUERY",
+                        help="rank the photos by how well they match QUERY, comma-separated terms of an "
+                             "optional colour and a garment class or group: 'grey coat, red footwear' "
+                             "(default: none)")
+    parser.add_argument("--use-labels", action="store_true",
+                        help="with --describe or --find: describe dataset photos from their ground-truth "
+                             "labels instead of a prediction; no checkpoint is needed (default: off)")
+    parser.add_argument("--json", default=None, metavar="FILE",
+                        help="with --describe or --find: also write the descriptions there, one JSON object "
+                             "per photo per line, which --find reads back instead of a folder (default: none)")
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, metavar="N",
+                        help="with --find: how many of the best photos to print and draw (default: %(default)s)")
+    parser.add_argument("--min-share", type=float, default=DEFAULT_MINIMUM_SHARE, metavar="S",
+                        help="a predicted garment covering less than this share of the person's pixels is "
+                             "left out of descriptions as noise; labels keep every garment "
+                             "(default: %(default)s)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
+                             "(default: %(default)s)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
+                             "elsewhere (default: %(default)s)")
+    parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
+                        help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
+                             "--data-dir, instead of INPUT (default: none)")
+    parser.add_argument("--data-dir", default="data", metavar="DIR",
+                        help="dataset folder that --test-split-image looks in (default: %(default)s)")
+    return parser
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse flags that do not go together, before any model is loaded."""
+    if (args.input is None) == (args.test_split_image is None):
+        parser.error("give either an image (or folder) or --test-split-image K")
+    describing = args.describe or args.find is not None
+    checks = [
+        (not (args.describe and args.find is not None),
+         "--describe and --find are two commands: --find prints the descriptions of the photos it ranks"),
+        (describing or not (args.use_labels or args.json), "--use-labels and --json go with --describe or --find"),
+        (not (describing and (args.out_dir or args.label)),
+         "--out-dir and --label belong to predicting: leave them out of --describe and --find"),
+        (args.top >= 1, f"--top {args.top}: show at least 1 photo"),
+        (0 <= args.min_share < 1, f"--min-share {args.min_share:g}: use a share from 0 (keep every garment) to "
+                                  "below 1"),
+        (args.out_dir is None or (args.label is None and args.save is None),
+         "--label and --save belong to the figure of one image: leave out --out-dir to use them"),
+    ]
+    for passed, message in checks:
+        if not passed:
+            raise ClothVisionError(message)
