@@ -1,3 +1,4 @@
+import json
 import sys
 import tarfile
 import time
@@ -217,3 +218,26 @@ def test_a_given_time_limit_and_resume_reach_the_training_commands(tmp_path):
     # Only a run that has a last checkpoint resumes; the others start afresh.
     assert "--resume" in commands["unet"] and "--resume" not in commands["mobilenetv3"]
     assert commands["resnet101"][commands["resnet101"].index("--time-limit-minutes") + 1] == "6"
+
+
+def test_results_table_reads_every_run_of_a_results_folder(tmp_path):
+    from scripts import results_table
+
+    # Rows are true classes: class 0 'null' (background), 1 'skin', 2 'shirt'.
+    names = ["null", "skin", "shirt"]
+    history = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "val_miou": 0.2,
+                "lr": 1e-3, "seconds": 120.0}]
+    for folder, confusion in ((tmp_path, [[6, 0, 0], [1, 2, 0], [0, 0, 1]]),
+                              (tmp_path / "augment-flip", [[5, 1, 0], [0, 3, 0], [0, 1, 0]])):
+        folder.mkdir(exist_ok=True)
+        write_history_csv(history, folder / "unet.csv")
+        metrics = metrics_from_confusion(confusion)
+        report = {**{key: metrics[key] for key in ("pixel_accuracy", "mean_accuracy", "miou", "fw_iou")},
+                  "per_class_iou": dict(zip(names, metrics["per_class_iou"], strict=True)),
+                  "confusion_matrix": confusion}
+        (folder / "unet_test.json").write_text(json.dumps(report))
+    rows = [line.split(" | ") for line in results_table.results_table(tmp_path).splitlines()[2:]]
+    assert [row[0].strip("| ") for row in rows] == ["all-background baseline", "unet", "unet, augment flip"]
+    assert rows[0][2] == "60.0 %" and rows[1][1] == "1 (2)" and rows[1][2] == "90.0 %" and rows[2][2] == "80.0 %"
+    with pytest.raises(ClothVisionError, match="holds no <model>_test.json"):
+        results_table.results_table(tmp_path / "augment-flip" / "empty")

@@ -1,0 +1,58 @@
+"""The README's results table from a results folder alone: every run's test report and history, with the
+all-background baseline of the same test split and the garment-group mIoU.
+
+    python -m scripts.results_table results/cpu
+
+Runs are the `<model>_test.json` files of the folder and of its `augment-*` subfolders (the study's
+ablations), labelled like the study labels them ('unet', 'unet, augment flip'). Reports written before the
+garment groups existed get their group metrics from their confusion matrix.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from helpers.errors import ClothVisionError, run_cli
+from scripts.study_report import all_background_metrics, metric_cells, read_history, report_class_names
+
+HEADER = ("| model | epochs (training minutes) | test pixel accuracy | test mean accuracy | test mIoU | test fw-IoU "
+          "| test group mIoU |\n|---|---:|---:|---:|---:|---:|---:|")
+
+
+def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict]]]:
+    """{label: (test report, history)} of every run in results_dir, the folder's own runs first."""
+    runs = {}
+    for folder in (results_dir, *sorted(results_dir.glob("augment-*"))):
+        suffix = f", augment {folder.name.removeprefix('augment-')}" if folder != results_dir else ""
+        for report_path in sorted(folder.glob("*_test.json")):
+            model = report_path.name.removesuffix("_test.json")
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+            runs[model + suffix] = (report, read_history(folder / f"{model}.csv"))
+    return runs
+
+
+def results_table(results_dir: Path) -> str:
+    runs = run_reports(results_dir)
+    if not runs:
+        raise ClothVisionError(f"{results_dir} holds no <model>_test.json: pass the --out folder of a train.py run "
+                               "or a study's results folder")
+    first_report = next(iter(runs.values()))[0]
+    baseline = all_background_metrics(first_report["confusion_matrix"], report_class_names(first_report))
+    lines = [HEADER, f"| all-background baseline | – | {metric_cells(baseline)} |"]
+    for label, (report, history) in runs.items():
+        minutes = sum(row["seconds"] for row in history) / 60
+        lines.append(f"| {label} | {len(history)} ({minutes:.0f}) | {metric_cells(report)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description="Print the README's results table of a results folder.")
+    parser.add_argument("results_dir", type=Path, help="a train.py --out folder or a study's results folder")
+    table = results_table(parser.parse_args(argv).results_dir)
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
