@@ -53,7 +53,7 @@ class StudyProfile:
 
 GPU_PROFILE = StudyProfile(
     "gpu", "GPU study (one NVIDIA H200)", "cuda", (496, 304), MODEL_NAMES, unet_base_width=70,
-    batch_size=8, epochs=30, equal_time=False, time_limited_max_epochs=30, augment="full",
+    batch_size=8, epochs=30, equal_time=False, time_limited_max_epochs=30, augment="flip",
     ablation_augment=None, precision="auto", training_budget_seconds=9 * 60, stop_at_budget=True, parallel=4,
     image_limit=None, measurement_steps=10, cache_dir=Path("data/processed"), results_dir=Path("results"),
     figure_path=Path("readme_imgs/graph.png"),
