@@ -2,9 +2,10 @@
 
     python img_test.py data/photos/0001.jpg --checkpoint results/unet.pt --save prediction.png
     python img_test.py my_photos/ --out-dir predictions/ --checkpoint results/unet.pt
+    python img_test.py photo.jpg --checkpoint results/mobilenetv3.onnx    # ONNX Runtime (export.py)
 
 Everything inference needs (model, class names, palette, image size, normalisation) comes from the
-checkpoint; no cache or dataset is needed. From Python:
+checkpoint, a .pt file of train.py or an .onnx file of export.py; no cache or dataset is needed. From Python:
 
     from img_test import test_with_image
     prediction, predicted_classes = test_with_image("photo.jpg", checkpoint="results/unet.pt")
@@ -23,7 +24,6 @@ from matplotlib.patches import Patch
 from PIL import Image
 from tqdm import tqdm
 
-from helpers.checkpoint import load_checkpoint
 from helpers.dataset_layouts import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError, run_cli
@@ -126,8 +126,8 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
     the names of the classes in it, in class-index order. The label is label_file, or for a dataset
     photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. show=None shows the figure
-    only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint may also be a
-    SegmentationPredictor already loaded.
+    only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint is a .pt file, an
+    .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded.
     """
     if save_to is not None:
         figure_format(save_to)
@@ -223,16 +223,16 @@ def predict_folder(folder: str | Path, out_dir: str | Path,
 def test_split_image(checkpoint: str | Path | SegmentationPredictor, position: int,
                      data_dir: str | Path = "data") -> Path:
     """The position-th photo (0-based) of the test split the checkpoint was trained with, under data_dir."""
-    if isinstance(checkpoint, SegmentationPredictor):
-        split_ids, checkpoint = checkpoint.split_ids, checkpoint.checkpoint_path
-    else:
-        split_ids = load_checkpoint(checkpoint).get("split_ids", {})
-    test_ids = split_ids.get("test", [])
+    # Read on the CPU: only the checkpoint's split is needed here, not an accelerator.
+    predictor = predictor_for(checkpoint, "cpu", "auto")
+    test_ids = predictor.split_ids.get("test", [])
     if not test_ids:
-        raise ClothVisionError(f"checkpoint {checkpoint} records no test split: pass an image path instead")
+        raise ClothVisionError(f"checkpoint {predictor.checkpoint_path} records no test split: "
+                               "pass an image path instead")
     if not 0 <= position < len(test_ids):
-        raise ClothVisionError(f"test-split image {position} does not exist: the test split of {checkpoint} "
-                               f"has {len(test_ids)} images, numbered 0-{len(test_ids) - 1}")
+        raise ClothVisionError(f"test-split image {position} does not exist: the test split of "
+                               f"{predictor.checkpoint_path} has {len(test_ids)} images, numbered "
+                               f"0-{len(test_ids) - 1}")
     image_id = test_ids[position]
     candidates = [Path(data_dir) / folder / f"{image_id}{PHOTO_SUFFIX}" for folder in DATASET_LABEL_FILES]
     for candidate in candidates:
@@ -250,7 +250,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="an image file, or a folder of images together with --out-dir (default: none; "
                              "--test-split-image picks one instead)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
-                        help="checkpoint written by train.py (default: %(default)s)")
+                        help="checkpoint: a .pt file written by train.py, or an .onnx file written by "
+                             "export.py, run in ONNX Runtime (default: %(default)s)")
     parser.add_argument("--label", default=None, metavar="FILE",
                         help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
                              "palette (default: found automatically for dataset photos, else none)")
@@ -262,11 +263,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "image, or for every image of the folder, into DIR, skipping files that are "
                              "not images (default: none, draw the figure)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
-                             "(default: %(default)s)")
+                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N; an .onnx "
+                             "checkpoint runs on the CPU (default: %(default)s)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
-                             "elsewhere (default: %(default)s)")
+                             "elsewhere; an .onnx checkpoint runs in float32 (default: %(default)s)")
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")
