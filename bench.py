@@ -10,8 +10,10 @@ Prints one Markdown table:
   4. training step      a trainer's step vs a bare forward/backward/Adam step of the same model
   5. inference latency  per model, batch of one, on the CPU and on CUDA when --device is cuda
   6. CPU precision      per model (U-net, MobileNetV3): training step and inference, float32 vs bf16
-  7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
-  8. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
+  7. CPU deployment     per model (the same two): inference in PyTorch float32 vs PyTorch at the CPU precision
+                        and vs the model exported to ONNX, in ONNX Runtime (needs requirements-export.txt)
+  8. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
+  9. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -33,6 +35,7 @@ from benchmarks.data_rows import (
     measure_preprocessing,
     read_colour_labels,
 )
+from benchmarks.deployment_rows import measure_deployment
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.table import markdown_table
@@ -47,7 +50,7 @@ from preprocess import DEFAULT_SIZE
 REDUCED_SIZE = (248, 152)
 QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
-# The CPU study's U-net: what the bf16 and augmentation goals are about.
+# The CPU study's U-net: what the bf16, deployment and augmentation goals are about.
 CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
 
 
@@ -188,6 +191,9 @@ def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:
     progress("CPU precision: float32 against bf16")
     rows += measure_precision_speedups(selected(profile.precision_settings, args.models),
                                        profile.precision_batch_size, profile.precision_repeats)
+    progress("CPU deployment: PyTorch float32, PyTorch at the CPU precision, ONNX Runtime")
+    # The models and sizes of the precision rows: the study's U-net and MobileNetV3 at 496×304.
+    rows += measure_deployment(selected(profile.precision_settings, args.models), profile.precision_repeats)
     progress("augmenting loader against a training step")
     rows.append(measure_augmentation_cost(profile.precision_settings["unet"], profile.precision_batch_size,
                                           profile.precision_repeats))
