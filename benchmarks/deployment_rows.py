@@ -42,7 +42,7 @@ def measure_deployment(settings: list[ModelSetting], repeats: int) -> list[Row]:
     """Per model: PyTorch at the CPU precision against PyTorch float32, and ONNX Runtime against it."""
     try:
         for package in EXPORT_PACKAGES:
-            import_package(package, "the CPU deployment rows")
+            import_package(package, "measuring CPU deployment")
     except ClothVisionError as error:
         return [Row(BENCHMARK, "-", "-", f"not measured: {error}", "-", "-")]
     rows = []
