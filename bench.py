@@ -13,7 +13,9 @@ Prints one Markdown table:
   7. augmentation       a DeviceBatchLoader batch with --augment full vs a U-net training step
   8. describe garments  img_test's prediction of the first dataset photo at its own size, alone and followed
                         by the description of the garments of its label (shares and colours)
-  9. denormal numbers   with --trained-checkpoint: its inference vs the same model freshly initialised
+  9. CPU deployment     per model (U-net, MobileNetV3): inference in PyTorch float32 vs PyTorch at the CPU
+                        precision and vs the model exported to ONNX, in ONNX Runtime (needs requirements-export.txt)
+  10. denormal numbers  with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -35,6 +37,7 @@ from benchmarks.data_rows import (
     measure_preprocessing,
     read_colour_labels,
 )
+from benchmarks.deployment_rows import measure_deployment
 from benchmarks.describe_rows import measure_description_cost
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
@@ -52,7 +55,7 @@ from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 REDUCED_SIZE = (248, 152)
 QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
-# The CPU study's U-net: what the bf16 and augmentation goals are about.
+# The CPU study's U-net: what the bf16, deployment and augmentation goals are about.
 CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
 # img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
 IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)
@@ -160,7 +163,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "inference against the same model freshly initialised (default: none)")
     parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
                         help="row groups to measure: data (label encoding, preprocessing, loading), training, "
-                             "inference, precision, augmentation, describe, denormal (needs "
+                             "inference, precision, augmentation, describe, deployment, denormal (needs "
                              "--trained-checkpoint) "
                              "(default: all)")
     parser.add_argument("--output", type=Path, default=None,
@@ -224,6 +227,12 @@ def describe_rows(args: argparse.Namespace, profile: Profile, device: torch.devi
                                      profile.inference_repeats, args.work_dir)]
 
 
+def deployment_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    progress("CPU deployment: PyTorch float32, PyTorch at the CPU precision, ONNX Runtime")
+    # The models and sizes of the precision rows: the study's U-net and MobileNetV3 at 496×304.
+    return measure_deployment(selected(profile.precision_settings, args.models), profile.precision_repeats)
+
+
 def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     if args.trained_checkpoint is None:
         return []
@@ -234,7 +243,7 @@ def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.devi
 # Each group's rows, in the table's order.
 ROW_GROUPS = {"data": data_rows, "training": training_rows, "inference": inference_rows,
               "precision": precision_rows, "augmentation": augmentation_rows, "describe": describe_rows,
-              "denormal": denormal_rows}
+              "deployment": deployment_rows, "denormal": denormal_rows}
 
 
 def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:

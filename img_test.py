@@ -5,9 +5,10 @@ describe what people wear and find the photos that match a description.
     python img_test.py my_photos/ --out-dir predictions/ --checkpoint results/unet.pt
     python img_test.py my_photos/ --describe --json descriptions.jsonl --checkpoint results/unet.pt
     python img_test.py descriptions.jsonl --find "grey coat, red shoes" --save matches.png
+    python img_test.py photo.jpg --checkpoint results/mobilenetv3.onnx    # ONNX Runtime (export.py)
 
 Everything inference needs (model, class names, palette, image size, normalisation) comes from the
-checkpoint; no cache or dataset is needed. From Python:
+checkpoint, a .pt file of train.py or an .onnx file of export.py; no cache or dataset is needed. From Python:
 
     from img_test import test_with_image
     prediction, predicted_classes = test_with_image("photo.jpg", checkpoint="results/unet.pt")
@@ -27,7 +28,6 @@ from matplotlib.patches import Patch
 from PIL import Image
 from tqdm import tqdm
 
-from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
 from helpers.image_io import UnreadableImageError, write_png
@@ -112,8 +112,8 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
     the names of the classes in it, in class-index order. The label is label_file, or for a dataset
     photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. Prints the classes and the
     description of what is worn, which the figure shows under the prediction. show=None shows the figure
-    only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint may also be a
-    SegmentationPredictor already loaded.
+    only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint is a .pt file, an
+    .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded.
     """
     if save_to is not None:
         figure_format(save_to)
@@ -207,16 +207,16 @@ def predict_folder(folder: str | Path, out_dir: str | Path,
 def test_split_image(checkpoint: str | Path | SegmentationPredictor, position: int,
                      data_dir: str | Path = "data") -> Path:
     """The position-th photo (0-based) of the test split the checkpoint was trained with, under data_dir."""
-    if isinstance(checkpoint, SegmentationPredictor):
-        split_ids, checkpoint = checkpoint.split_ids, checkpoint.checkpoint_path
-    else:
-        split_ids = load_checkpoint(checkpoint).get("split_ids", {})
-    test_ids = split_ids.get("test", [])
+    # Read on the CPU: only the checkpoint's split is needed here, not an accelerator.
+    predictor = predictor_for(checkpoint, "cpu", "auto")
+    test_ids = predictor.split_ids.get("test", [])
     if not test_ids:
-        raise ClothVisionError(f"checkpoint {checkpoint} records no test split: pass an image path instead")
+        raise ClothVisionError(f"checkpoint {predictor.checkpoint_path} records no test split: "
+                               "pass an image path instead")
     if not 0 <= position < len(test_ids):
-        raise ClothVisionError(f"test-split image {position} does not exist: the test split of {checkpoint} "
-                               f"has {len(test_ids)} images, numbered 0-{len(test_ids) - 1}")
+        raise ClothVisionError(f"test-split image {position} does not exist: the test split of "
+                               f"{predictor.checkpoint_path} has {len(test_ids)} images, numbered "
+                               f"0-{len(test_ids) - 1}")
     image_id = test_ids[position]
     candidates = [Path(data_dir) / folder / f"{image_id}{PHOTO_SUFFIX}" for folder in DATASET_LABEL_FILES]
     for candidate in candidates:

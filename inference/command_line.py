@@ -22,7 +22,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "--find; for --find also a descriptions file written by --json (default: none; "
                              "--test-split-image picks one instead)")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
-                        help="checkpoint written by train.py (default: %(default)s)")
+                        help="checkpoint: a .pt file written by train.py, or an .onnx file written by "
+                             "export.py, run in ONNX Runtime (default: %(default)s)")
     parser.add_argument("--label", default=None, metavar="FILE",
                         help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
                              "palette (default: found automatically for dataset photos, else none)")
@@ -55,11 +56,11 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "left out of descriptions as noise; labels keep every garment "
                              "(default: %(default)s)")
     parser.add_argument("--device", default="auto", metavar="DEVICE",
-                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N "
-                             "(default: %(default)s)")
+                        help=f"device to run the model on: {', '.join(DEVICE_CHOICES)} or cuda:N; an .onnx "
+                             "checkpoint runs on the CPU (default: %(default)s)")
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
-                             "elsewhere (default: %(default)s)")
+                             "elsewhere; an .onnx checkpoint runs in float32 (default: %(default)s)")
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")

@@ -1,4 +1,8 @@
-"""A trained network rebuilt from its checkpoint alone, predicting class maps at each photo's own size."""
+"""A trained network rebuilt from its checkpoint alone, predicting class maps at each photo's own size.
+
+The checkpoint is a .pt file written by train.py (run in PyTorch) or an .onnx file written by export.py
+(run in ONNX Runtime); the photo is read, resized, normalised and its scores upsampled the same way for both.
+"""
 
 from pathlib import Path
 
@@ -7,30 +11,26 @@ import torch
 from PIL import Image
 
 from dataset import normalisation_scale_and_shift
-from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
-from helpers.devices import resolve_device, resolve_precision
-from helpers.errors import ClothVisionError, error_reason
+from inference.backends import load_onnx_checkpoint, load_torch_checkpoint
+from inference.onnx_format import is_onnx_path
 from label_decoder import LabelDecoder
-from models import logits_of
 
-INFERENCE_KEYS = (
-    "model_name", "model_kwargs", "state_dict", "class_names", "palette", "image_size", "mean", "std",
-)
 # Upsampled logits are produced a band of rows at a time, at most this many values per band
 # (128 MiB in float32), so a 6000x4000 photo costs a bounded amount of memory, not 59x24M floats.
 MAX_BAND_VALUES = 2**25
 
 
 class SegmentationPredictor:
-    """Load a ClothVision checkpoint once, then predict any number of RGB images with it."""
+    """Load a ClothVision checkpoint (.pt or .onnx) once, then predict any number of RGB images with it.
+
+    device and precision choose how a .pt checkpoint runs; an .onnx one runs in ONNX Runtime on the CPU
+    in float32 and accepts only 'auto' (or 'cpu' and 'fp32') for them.
+    """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "auto"):
         self.checkpoint_path = Path(checkpoint_path)
-        checkpoint = load_checkpoint(self.checkpoint_path, map_location="cpu")
-        missing = [key for key in INFERENCE_KEYS if key not in checkpoint]
-        if missing:
-            raise ClothVisionError(f"checkpoint {self.checkpoint_path} lacks {', '.join(missing)}: "
-                                   "pass a checkpoint written by train.py")
+        load = load_onnx_checkpoint if is_onnx_path(self.checkpoint_path) else load_torch_checkpoint
+        checkpoint, self.backend = load(self.checkpoint_path, device, precision)
         # Also checks that class names and colours match one to one, naming the checkpoint if not.
         self.decoder = LabelDecoder(checkpoint["class_names"], checkpoint["palette"],
                                     source=f"checkpoint {self.checkpoint_path}")
@@ -38,17 +38,8 @@ class SegmentationPredictor:
         # The image ids of each split the checkpoint was trained with, to pick test photos by position.
         self.split_ids = checkpoint.get("split_ids", {})
         self.image_size = tuple(int(side) for side in checkpoint["image_size"])
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        try:
-            model = build_model_from_checkpoint(checkpoint)
-        except RuntimeError as error:
-            raise ClothVisionError(f"checkpoint {self.checkpoint_path}: its weights do not fit a "
-                                   f"'{self.model_name}' model ({error_reason(error)}); pass a checkpoint "
-                                   "written by train.py") from None
-        self.model = self.precision.place(model, self.device)
         # The training loader's formula, so a photo is normalised exactly as the training images were.
-        self.scale, self.shift = normalisation_scale_and_shift(checkpoint, self.device)
+        self.scale, self.shift = normalisation_scale_and_shift(checkpoint, self.backend.device)
 
     @torch.inference_mode()
     def predict(self, image: Image.Image) -> np.ndarray:
@@ -57,11 +48,9 @@ class SegmentationPredictor:
         # The model always sees the training size, so its memory does not grow with the photo;
         # PIL's bilinear resize averages over the whole footprint when shrinking, like preprocess.py.
         resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))
-        pixels = torch.from_numpy(resized.copy()).to(self.device).permute(2, 0, 1)
-        batch = self.precision.place(torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0), self.device)
-        with self.precision.autocast():
-            logits = logits_of(self.model(batch))[0].float()
-        return upsampled_argmax(logits, image.height, image.width)
+        pixels = torch.from_numpy(resized.copy()).to(self.backend.device).permute(2, 0, 1)
+        batch = torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0)
+        return upsampled_argmax(self.backend.logits(batch)[0], image.height, image.width)
 
 
 def _source_indices(output_size: int, input_size: int, device: torch.device):

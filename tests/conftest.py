@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The scripts are plain top-level modules, imported the way a researcher runs them from the repo root.
@@ -46,3 +47,20 @@ def kaggle_sample_dir():
     if not path.is_dir():
         pytest.fail(f"Kaggle-layout sample {path} not found: set CCP_KAGGLE_SAMPLE")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: a second thread gains nothing, and on a busy shared machine its spin-waiting costs
+    seconds (test_img_test.py ran in half the time with one). ONNX Runtime sessions take as many threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def onnx_packages():
+    """Skips the test where export's optional packages (requirements-export.txt) are not installed."""
+    for package in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(package)

@@ -1,4 +1,6 @@
 import re
+import sys
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -17,12 +19,15 @@ from benchmarks.original_baselines import (
 from benchmarks.step_overhead import measure_step_overhead
 from benchmarks.table import Row, format_ratio, markdown_table
 from benchmarks.timing import median_seconds_alternating
+from helpers.devices import resolve_precision
 from helpers.errors import ClothVisionError
 from label_encoder import LabelEncoder, read_groundtruth_mat
 
+# The deployment rows need requirements-export.txt; without it they are one row that says so.
+DEPLOYMENT_ROWS = 2 if all(find_spec(package) for package in ("onnx", "onnxscript", "onnxruntime")) else 1
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
               "inference latency", "CPU precision: train step", "CPU precision: inference",
-              "data loading, augment full", "describe garments"]
+              "data loading, augment full", "describe garments", *["CPU deployment"] * DEPLOYMENT_ROWS]
 
 
 def table_rows(table: str) -> list[list[str]]:
@@ -54,6 +59,14 @@ def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_
     assert re.fullmatch(r"[+-]\d+\.\d % time", describe_row[3]) and describe_row[4] == "<= 20 %"
     assert "unet (32×32, base_width 4), fresh, 0001.jpg (28×40)" in describe_row[5]
     assert re.search(r"the \d+ garments of its label described", describe_row[5])
+    deployment = [row for row in rows if row[0] == "CPU deployment"]
+    if DEPLOYMENT_ROWS == 2:
+        precision = resolve_precision("auto", "cpu").describe()
+        assert [row[2].split(": ")[0] for row in deployment] == [f"PyTorch, {precision}", "ONNX Runtime, float32"]
+        assert all(row[1].startswith("PyTorch, float32: ") and re.fullmatch(r"\d+\.\d\dx faster", row[3])
+                   and "unet (32×32, base_width 4)" in row[5] for row in deployment)
+    else:
+        assert "pip install -r requirements-export.txt" in deployment[0][3]
     assert "--tiny" in table
     assert output.read_text(encoding="utf-8") == table
     assert capsys.readouterr().out.strip() == table.strip()
@@ -180,3 +193,15 @@ def test_rows_choose_the_groups_measured(tmp_path):
     assert "--tiny: toy sizes" in table
     # Every shortcut note belongs to a row group, or to all ("").
     assert {group for group, _ in bench.quick_profile().shortcuts} <= {"", *bench.ROW_GROUPS}
+
+
+def test_deployment_rows_say_which_package_is_missing(monkeypatch):
+    from benchmarks.deployment_rows import measure_deployment
+    from benchmarks.model_rows import ModelSetting
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what an absent package looks like to an import
+    rows = measure_deployment([ModelSetting("unet", (32, 32), {"base_width": 2})], repeats=1)
+    assert [row.benchmark for row in rows] == ["CPU deployment"]
+    # onnxruntime, or a package checked before it where that is absent too
+    assert re.fullmatch(r"not measured: measuring CPU deployment needs the package '\w+', which is not "
+                        r"installed: pip install -r requirements-export\.txt", rows[0].result)
