@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reference run on one NVIDIA H200 (torch preinstalled, no internet): preprocess the CCP data at 496x304,
 # train unet, mobilenetv3, resnet50 and resnet101 from scratch for 30 epochs each with the project's recipe
-# (Adam at 1e-3 for every parameter, --augment full, bf16 autocast + channels_last; four train.py processes
+# (Adam at 1e-3 for every parameter, --augment flip, bf16 autocast + channels_last; four train.py processes
 # sharing the GPU, data held on the GPU), measure training throughput and the U-net's model FLOPs
 # utilisation, and write results/summary.md, readme_imgs/graph.png and results/prediction_<model>.png.
 # The whole run is budgeted at 9 minutes.

@@ -57,7 +57,7 @@ def test_cpu_profile_gives_every_deeplabv3_the_same_time_limit_after_the_unet_ep
 def test_gpu_profile_trains_every_model_for_the_same_epochs():
     runs = study_plan.planned_runs(study_plan.GPU_PROFILE)
     assert [(run.label, run.epochs, run.augment) for run in runs] == [
-        (name, 30, "full") for name in ("unet", "mobilenetv3", "resnet50", "resnet101")]
+        (name, 30, "flip") for name in ("unet", "mobilenetv3", "resnet50", "resnet101")]
 
 
 def test_epoch_estimate_counts_training_and_a_third_of_the_validation_images():
