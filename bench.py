@@ -46,7 +46,7 @@ from benchmarks.table import Row, markdown_table
 from dataset import load_cache
 from helpers.atomic_files import atomic_write_text
 from helpers.dataset_layouts import find_dataset
-from helpers.devices import resolve_device
+from helpers.devices import PRECISION_CHOICES, resolve_device
 from helpers.errors import run_cli
 from models import MODEL_NAMES
 from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
@@ -161,6 +161,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--trained-checkpoint", type=Path, default=None,
                         help="a checkpoint written by train.py: adds the denormal-numbers rows, its float32 "
                              "inference against the same model freshly initialised (default: none)")
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="arithmetic of the training-step and inference-latency rows: auto (bf16 autocast + "
+                             "channels_last on CUDA and on CPUs with native bf16, else float32), bf16 or fp32; "
+                             "the CPU precision rows always compare both (default: %(default)s)")
     parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
                         help="row groups to measure: data (label encoding, preprocessing, loading), training, "
                              "inference, precision, augmentation, describe, deployment, denormal (needs "
@@ -196,14 +200,15 @@ def data_rows(args: argparse.Namespace, profile: Profile, device: torch.device) 
 def training_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("training steps")
     return measure_training_steps(selected(profile.training_settings, args.models), device,
-                                  profile.training_batch_size, profile.training_steps, profile.training_repeats)
+                                  profile.training_batch_size, profile.training_steps, profile.training_repeats,
+                                  args.precision)
 
 
 def inference_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("inference latency")
     inference_devices = [torch.device("cpu")] + ([device] if device.type == "cuda" else [])
     return measure_inference(selected(profile.inference_settings, args.models), NUM_CLASSES, inference_devices,
-                             profile.inference_repeats)
+                             profile.inference_repeats, args.precision)
 
 
 def precision_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:

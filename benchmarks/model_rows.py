@@ -43,28 +43,28 @@ def inference_seconds_per_image(model: nn.Module, image_size: tuple[int, int], d
 
 
 def measure_inference(settings: list[ModelSetting], num_classes: int, devices: list[torch.device],
-                      repeats: int) -> list[Row]:
+                      repeats: int, precision: str = "auto") -> list[Row]:
     """One inference-latency row per model and device."""
     rows = []
     for setting in settings:
         model = new_model(setting.name, num_classes, setting.model_kwargs)
         for device in devices:
-            seconds = inference_seconds_per_image(model, setting.image_size, device, repeats)
-            precision = resolve_precision("auto", device).describe()
+            seconds = inference_seconds_per_image(model, setting.image_size, device, repeats, precision)
+            arithmetic = resolve_precision(precision, device).describe()
             rows.append(Row("inference latency", "-",
                             f"{setting.describe()}: {format_seconds(seconds)}/image",
                             f"{1 / seconds:.1f} images/s", "-",
-                            f"{device.type}, {precision}, batch 1, median of {repeats}"))
+                            f"{device.type}, {arithmetic}, batch 1, median of {repeats}"))
     return rows
 
 
 def measure_training_steps(settings: list[ModelSetting], device: torch.device, batch_size: int, steps: int,
-                           repeats: int) -> list[Row]:
+                           repeats: int, precision: str = "auto") -> list[Row]:
     """One row per model from trainers.step_overhead: the trainer's epoch against a bare loop, per step."""
     rows = []
     for setting in settings:
         result = measure_step_overhead(setting.name, setting.model_kwargs, setting.image_size, batch_size,
-                                       steps, repeats, device)
+                                       steps, repeats, device, precision)
         rows.append(Row(
             "training step",
             f"bare forward/backward/Adam on ready batches: "
@@ -73,7 +73,8 @@ def measure_training_steps(settings: list[ModelSetting], device: torch.device, b
             f"{format_seconds(result['trainer_seconds_per_step'])}/step",
             f"{result['overhead_percent']:+.1f} % overhead",
             "<= 10 %",
-            f"{setting.describe()}, batch {batch_size}, {device.type}, median of {repeats} alternated epochs "
+            f"{setting.describe()}, batch {batch_size}, {device.type}, "
+            f"{resolve_precision(precision, device).describe()}, median of {repeats} alternated epochs "
             f"of {steps} steps",
         ))
     return rows

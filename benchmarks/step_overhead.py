@@ -53,6 +53,7 @@ def measure_step_overhead(
     steps: int = 4,
     repeats: int = 5,
     device: str | torch.device = "cpu",
+    precision: str = "auto",
 ) -> dict:
     """Median seconds per step of the bare loop and of ModelTrainer.train_one_epoch, and the overhead in %.
 
@@ -63,7 +64,7 @@ def measure_step_overhead(
         model_kwargs = {"base_width": 16} if model_name == "unet" else {}
     cache = synthetic_cache(batch_size * steps, image_size)
     trainer = build_trainer(new_model(model_name, NUM_CLASSES, model_kwargs), model_name, model_kwargs, cache,
-                            device, batch_size, Path("unused"))
+                            device, batch_size, Path("unused"), precision=precision)
     bare_model = trainer.precision.place(new_model(model_name, NUM_CLASSES, model_kwargs), device).train()
     bare_optimizer = torch.optim.Adam(bare_model.parameters(), lr=trainer.options.learning_rate)
     criterion = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)

@@ -33,7 +33,7 @@ import torch
 from benchmarks.flops import H200_BF16_DENSE_PEAK_FLOPS
 from dataset import Cache, load_cache
 from helpers.atomic_files import atomic_write_text
-from helpers.devices import resolve_precision
+from helpers.devices import PRECISION_CHOICES, resolve_precision
 from helpers.errors import ClothVisionError, run_cli
 from preprocess import preprocess
 from scripts.study_measure import ModelMeasurement, measure_model, throughput_table
@@ -74,6 +74,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="minutes for the whole study; gpu: training still running then is stopped; cpu: "
                              "the DeepLabV3 runs' time limits are fitted to it (default: the profile's, gpu 9, "
                              "cpu 120)")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=None,
+                        help="arithmetic of every run: auto (bf16 autocast + channels_last on CUDA and on CPUs with "
+                             "native bf16, else float32), bf16 or fp32 (default: the profile's, auto)")
     parser.add_argument("--time-limit-minutes", type=float, default=None,
                         help="cpu: the wall-clock limit of each DeepLabV3 run, instead of fitting it to "
                              "--budget-minutes (default: fitted)")
@@ -105,6 +108,8 @@ def profile_from_args(args: argparse.Namespace) -> StudyProfile:
             raise ClothVisionError(f"--models {args.models}: use a comma-separated list of "
                                    f"{', '.join(PROFILES['gpu'].models)}")
         overrides["models"] = models
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     return replace(profile, resume=args.resume,
                    **{name: value for name, value in overrides.items() if value is not None})
 

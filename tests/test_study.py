@@ -241,3 +241,9 @@ def test_results_table_reads_every_run_of_a_results_folder(tmp_path):
     assert rows[0][2] == "60.0 %" and rows[1][1] == "1 (2)" and rows[1][2] == "90.0 %" and rows[2][2] == "80.0 %"
     with pytest.raises(ClothVisionError, match="holds no <model>_test.json"):
         results_table.results_table(tmp_path / "augment-flip" / "empty")
+
+
+def test_precision_flag_reaches_every_training_command():
+    profile = study.profile_from_args(study.get_args_parser().parse_args(["--profile", "cpu", "--precision", "fp32"]))
+    commands = [study_training.training_command(run, profile) for run in study_plan.planned_runs(profile)]
+    assert all(command[command.index("--precision") + 1] == "fp32" for command in commands)
