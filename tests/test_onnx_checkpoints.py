@@ -160,13 +160,14 @@ def test_folder_and_test_split_modes_write_the_same_files_with_the_onnx_file(syn
         assert run_cli(img_test.main, ["--test-split-image", "1", "--data-dir", str(synthetic_data),
                                        "--checkpoint", str(checkpoint), "--out-dir", str(tmp_path / "split")]) == 0
     expected = sorted((tmp_path / ".pt").iterdir())
-    assert len(expected) == 6 * 3
+    # Three PNGs per photo and the descriptions of all of them (img_test --out-dir writes descriptions.jsonl).
+    assert len(expected) == 6 * 3 + 1 and (tmp_path / ".pt" / "descriptions.jsonl").is_file()
     assert [path.name for path in sorted((tmp_path / ".onnx").iterdir())] == [path.name for path in expected]
     for path in expected:
         assert (tmp_path / ".onnx" / path.name).read_bytes() == path.read_bytes(), path.name
     assert "for 6 images" in capsys.readouterr().out
     assert sorted(path.name for path in (tmp_path / "split").iterdir()) == ["0006_classes.png", "0006_mask.png",
-                                                                          "0006_overlay.png"]
+                                                                          "0006_overlay.png", "descriptions.jsonl"]
 
 
 @pytest.mark.parametrize("case", ["not an ONNX file", "a .pt renamed", "no metadata", "missing", "GPU asked for",
