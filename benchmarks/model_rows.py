@@ -10,7 +10,7 @@ from benchmarks.table import Row, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from helpers.devices import resolve_precision
-from models import logits_of
+from inference.backends import TorchBackend
 from trainers import trainer_class_for
 
 
@@ -30,16 +30,10 @@ class ModelSetting:
 def inference_seconds_per_image(model: nn.Module, image_size: tuple[int, int], device: torch.device,
                                 repeats: int, precision: str = "auto") -> float:
     """Median seconds to segment one image (batch of one), eval mode, inference_mode, after a warm-up."""
-    chosen = resolve_precision(precision, device)
-    model = chosen.place(model, device).eval()
-    images = chosen.place(torch.randn(1, 3, *image_size), device)
-
-    def predict() -> torch.Tensor:
-        with torch.inference_mode(), chosen.autocast():
-            return logits_of(model(images)).argmax(1)
-
-    return median_seconds_alternating({"predict": predict}, repeats=repeats, warmup=2,
-                                      synchronize=synchronizer(device))["predict"]
+    backend = TorchBackend(model, device, resolve_precision(precision, device))
+    images = torch.randn(1, 3, *image_size)
+    return median_seconds_alternating({"predict": lambda: backend.logits(images).argmax(1)}, repeats=repeats,
+                                      warmup=2, synchronize=synchronizer(device))["predict"]
 
 
 def measure_inference(settings: list[ModelSetting], num_classes: int, devices: list[torch.device],

@@ -14,6 +14,7 @@ from benchmarks.timing import median_seconds_alternating
 from dataset import DeviceBatchLoader
 from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
 from helpers.devices import Precision, cpu_has_native_bf16, resolve_precision
+from inference.backends import TorchBackend
 from models import logits_of
 
 CPU = torch.device("cpu")
@@ -41,15 +42,10 @@ def training_step(model_setting: ModelSetting, precision: Precision, batch_size:
 
 
 def inference(model: torch.nn.Module, image_size: tuple[int, int], precision: Precision):
-    """A closure predicting one image (batch of one) with model in eval mode."""
-    model = precision.place(model, CPU).eval()
-    images = precision.place(torch.randn(1, 3, *image_size, generator=torch.Generator().manual_seed(0)), CPU)
-
-    def predict() -> torch.Tensor:
-        with torch.inference_mode(), precision.autocast():
-            return logits_of(model(images)).argmax(1)
-
-    return predict
+    """A closure predicting one image (batch of one) with model as the predictor runs it."""
+    backend = TorchBackend(model, CPU, precision)
+    images = torch.randn(1, 3, *image_size, generator=torch.Generator().manual_seed(0))
+    return lambda: backend.logits(images).argmax(1)
 
 
 def measure_precision_speedups(settings: list[ModelSetting], batch_size: int, repeats: int) -> list[Row]:
