@@ -12,6 +12,7 @@ import torch
 
 from img_test import test_split_image, test_with_image
 from inference.garment_groups import garment_groups_for
+from inference.predictor import SegmentationPredictor
 from scripts.study_measure import ModelMeasurement
 from scripts.study_plan import StudyProfile, TrainingRun
 from scripts.study_training import say
@@ -90,9 +91,10 @@ def write_prediction_figures(profile: StudyProfile, data_dir: Path, runs: list[T
     for run in runs:
         checkpoint = run.out_dir / f"{run.model}.pt"
         path = profile.results_dir / f"prediction_{run.slug}.png"
+        # Loaded once, for the test split's ids and the prediction alike.
+        predictor = SegmentationPredictor(checkpoint, profile.device, profile.precision)
         with contextlib.redirect_stdout(io.StringIO()):
-            test_with_image(test_split_image(checkpoint, 0, data_dir), checkpoint, show=False, save_to=path,
-                            device=profile.device)
+            test_with_image(test_split_image(predictor, 0, data_dir), predictor, show=False, save_to=path)
         figures.append(path)
     return figures
 
