@@ -48,6 +48,7 @@ from helpers.atomic_files import atomic_write_text
 from helpers.dataset_layouts import find_dataset
 from helpers.devices import PRECISION_CHOICES, resolve_device
 from helpers.errors import run_cli
+from label_encoder import LabelEncoder
 from models import MODEL_NAMES
 from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
@@ -226,7 +227,8 @@ def augmentation_rows(args: argparse.Namespace, profile: Profile, device: torch.
 def describe_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     progress("describing garments against predicting a photo")
     dataset = find_dataset(args.data)
-    meta = {"class_names": dataset.encoder.class_names, "palette": dataset.encoder.palette,
+    encoder = LabelEncoder.from_class_file(dataset.class_file)
+    meta = {"class_names": encoder.class_names, "palette": encoder.palette,
             "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     return [measure_description_cost(profile.describe_setting, args.trained_checkpoint, meta, dataset,
                                      profile.inference_repeats, args.work_dir)]

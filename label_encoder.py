@@ -218,6 +218,13 @@ class LabelEncoder(ClassPalette):
         class_names = read_label_list_mat(path)
         return cls(class_names, generate_palette(len(class_names)), source=str(path))
 
+    @classmethod
+    def from_class_file(cls, path: str | os.PathLike) -> "LabelEncoder":
+        """From either layout's class list: class_dict.csv (Kaggle) or label_list.mat (original)."""
+        if Path(path).suffix.lower() == ".csv":
+            return cls.from_class_dict(path)
+        return cls.from_label_list_mat(path)
+
     def _lookup(self) -> np.ndarray:
         # Built on first use (16 MiB) and never pickled: encoders sent to worker processes stay small.
         if self._lookup_table is None:

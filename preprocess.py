@@ -138,7 +138,8 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
                 workers: int) -> dict:
     """Convert every sample into a new cache folder at out_dir (atomically) and return its meta."""
     count, (height, width) = len(dataset.samples), size
-    class_names = dataset.encoder.class_names
+    encoder = LabelEncoder.from_class_file(dataset.class_file)
+    class_names = encoder.class_names
     pixel_counts = np.zeros((count, len(class_names)), dtype=np.int64)
     tasks = list(enumerate(dataset.samples))
     # Before any conversion: too few images for a split fails at once, not after converting them all.
@@ -148,7 +149,7 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
         for name, shape in shapes.items():
             np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
         # Worker processes even for workers=1: the allocator tuning then never touches the caller's process.
-        with (multiprocessing.Pool(workers, _start_worker, (building, dataset.encoder, size)) as pool,
+        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size)) as pool,
               tqdm(total=count, desc="preprocess", unit="image", disable=None) as progress):
             for row, counts in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
                 pixel_counts[row] = counts
@@ -158,7 +159,7 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
             "source_layout": dataset.layout.name,
             "source_dir": str(dataset.root.resolve()),
             "class_names": class_names,
-            "palette": dataset.encoder.palette,
+            "palette": encoder.palette,
             "image_size": [height, width],
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),

@@ -11,7 +11,6 @@ split); with several models also comparison.png and summary.md. Adam; the learni
 """
 
 import sys
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +18,12 @@ import torch
 import torch.distributed as dist
 
 from dataset import Cache, load_cache
-from helpers.devices import resolve_device, resolve_precision
+from helpers.devices import resolve_device
 from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
-from models import MODEL_REGISTRY, PRETRAINED_CHOICES, count_parameters, default_learning_rates, get_model
-from trainers import TrainingOptions, trainer_class_for
-from trainers.command_line import get_args_parser
+from models import MODEL_REGISTRY, count_parameters, get_model
+from trainers import ModelTrainer, TrainingOptions, trainer_class_for
+from trainers.command_line import parse_given_options
 from trainers.distributed import (
     DistributedContext,
     detect_distributed,
@@ -32,9 +31,17 @@ from trainers.distributed import (
     process_group,
     wait_for_all_processes,
 )
-from trainers.options import DEFAULT_OPTIONS, DEFAULT_RUN
+from trainers.options import make_options, option_keywords, with_learning_rates
 from trainers.plots import plot_comparison, plot_training_curves
-from trainers.run_checks import check_cache_fits, check_options, check_resumable_outputs, parse_model_names
+from trainers.run_checks import (
+    NEVER_RESUMED,
+    check_cache_fits,
+    check_options,
+    check_resumable_outputs,
+    parse_model_names,
+    recorded_options,
+)
+from trainers.run_config import run_config, write_run_config
 from trainers.summary import ModelSummary, write_summary
 
 
@@ -62,41 +69,23 @@ def build_model(
 
 
 def train_model(
-    name: str,
     cache: Cache,
     device: torch.device,
     context: DistributedContext,
     options: TrainingOptions,
-    run_arguments: dict,
     show_plots: bool,
 ) -> dict:
-    """Train one model end to end as train() was asked to (run_arguments); returns its history, test report
-    and summary row."""
+    """Train the model options.model names end to end; returns its history, test report and summary row."""
     # Seeded per model, so a model trained within --model all matches the same model trained alone.
     torch.manual_seed(options.seed)
-    out = Path(run_arguments["out"])
-    model_kwargs = {"base_width": run_arguments["unet_base_width"]} if name == "unet" else {}
-    pretrained, weights = run_arguments["pretrained"], run_arguments["weights"]
-    model = build_model(name, len(cache.class_names), pretrained, weights, model_kwargs, context)
-    trainer = trainer_class_for(name)(
-        model,
-        name,
-        model_kwargs,
-        cache,
-        device,
-        out,
-        options,
-        context,
-        {
-            **run_arguments,
-            "model": name,
-            "lr": options.learning_rate,
-            "backbone_lr_factor": options.backbone_lr_factor,
-            "precision_used": resolve_precision(options.precision, device).name,
-        },
-    )
+    name, out = options.model, Path(options.out)
+    model_kwargs = {"base_width": options.unet_base_width} if name == "unet" else {}
+    model = build_model(name, len(cache.class_names), options.pretrained, options.weights, model_kwargs, context)
+    config = run_config(options, model_kwargs, cache.meta)
+    trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config)
     parameters = count_parameters(model)
     if context.is_main:
+        write_run_config(config)
         height, width = cache.meta["image_size"]
         split_sizes = "/".join(str(len(cache.split_indices(split))) for split in ("train", "val", "test"))
         print(
@@ -107,9 +96,12 @@ def train_model(
             + f"\n{name}: Adam learning rates: {trainer.starting_learning_rates}",
             flush=True,
         )
-    resuming = run_arguments["resume"] and trainer.last_checkpoint_path.is_file()
+    resuming = options.resume and trainer.last_checkpoint_path.is_file()
     start_epoch = trainer.resume() if resuming else 1
-    trainer.fit(start_epoch)
+    try:
+        trainer.fit(start_epoch)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(interrupted_message(trainer, options)) from None
     report = trainer.test()
     history = trainer.history
     if context.is_main:
@@ -131,70 +123,49 @@ def train_model(
     return {"history": history, "test": report, "summary": summary}
 
 
-def train(
-    model: str | Sequence[str] = DEFAULT_RUN.model,
-    data: str | Path = DEFAULT_RUN.data,
-    out: str | Path = DEFAULT_RUN.out,
-    epochs: int = DEFAULT_OPTIONS.epochs,
-    batch_size: int = DEFAULT_OPTIONS.batch_size,
-    lr: float | None = None,
-    device: str = DEFAULT_RUN.device,
-    seed: int = DEFAULT_OPTIONS.seed,
-    resume: bool = False,
-    pretrained: str = DEFAULT_RUN.pretrained,
-    weights: str | None = None,
-    class_weights: str = DEFAULT_OPTIONS.class_weights,
-    unet_base_width: int = DEFAULT_RUN.unet_base_width,
-    backbone_lr_factor: float | None = None,
-    freeze_backbone_epochs: int = DEFAULT_OPTIONS.freeze_backbone_epochs,
-    precision: str = DEFAULT_OPTIONS.precision,
-    augment: str = DEFAULT_OPTIONS.augment,
-    time_limit_minutes: float = DEFAULT_OPTIONS.time_limit_minutes,
-    compile_model: bool = DEFAULT_OPTIONS.compile_model,
-    sync_batchnorm: bool = DEFAULT_OPTIONS.sync_batchnorm,
-    patience: int = DEFAULT_OPTIONS.patience,
-    min_delta: float = DEFAULT_OPTIONS.min_delta,
-    max_loss_diff: float = DEFAULT_OPTIONS.max_loss_diff,
-    dist_timeout: float = DEFAULT_RUN.dist_timeout,
-    show_plots: bool = True,
-    show_progress: bool = True,
-) -> dict[str, dict]:
-    """Train each named model on the cache in `data`, writing its files into `out`.
-
-    Returns {model name: {"history": [...], "test": test report, "summary": ModelSummary}}. lr=None and
-    backbone_lr_factor=None take the rates that fit where each model's weights come from
-    (models.default_learning_rates). Under torchrun every process calls this; only rank 0 writes and prints.
-    """
-    # The call as plain values, recorded in every checkpoint as "args".
-    run_arguments = {key: str(value) if isinstance(value, Path) else value for key, value in locals().items()}
-    names = parse_model_names(model)
-    out = Path(out)
-    options = TrainingOptions(
-        epochs=epochs,
-        batch_size=batch_size,
-        class_weights=class_weights,
-        seed=seed,
-        patience=patience,
-        min_delta=min_delta,
-        max_loss_diff=max_loss_diff,
-        compile_model=compile_model,
-        sync_batchnorm=sync_batchnorm,
-        freeze_backbone_epochs=freeze_backbone_epochs,
-        precision=precision,
-        augment=augment,
-        time_limit_minutes=time_limit_minutes,
-        show_progress=show_progress,
+def interrupted_message(trainer: ModelTrainer, options: TrainingOptions) -> str:
+    """What an interrupted model has saved and the command that continues it."""
+    if not trainer.history:
+        return f"{options.model} finished no epoch, nothing was saved for it"
+    return (
+        f"{options.model} epoch {trainer.history[-1]['epoch']} is saved in {trainer.last_checkpoint_path}; "
+        f"continue with `python train.py --model {options.model} --data {options.data} --out {options.out} --resume`"
     )
-    check_options(names, options, lr, backbone_lr_factor, weights, dist_timeout)
-    if pretrained not in PRETRAINED_CHOICES:
-        raise ClothVisionError(f"--pretrained {pretrained}: use one of {', '.join(PRETRAINED_CHOICES)}")
-    if resume:
+
+
+def options_for_model(name: str, options: TrainingOptions, given: dict) -> TrainingOptions:
+    """This model's options: a resumed model's recorded ones under those given explicitly, and the learning
+    rates that fit where its weights come from when none were given."""
+    model_options = replace(options, model=name)
+    if options.resume:
+        recorded = recorded_options(Path(options.out) / f"{name}_last.pt")
+        kept = {keyword: value for keyword, value in recorded.items()
+                if keyword not in given and keyword not in NEVER_RESUMED}
+        model_options = make_options(**{**option_keywords(model_options), **kept})
+    return with_learning_rates(model_options, name)
+
+
+def train(**keywords) -> dict[str, dict]:
+    """Train each model named by `model` on the cache in `data`, writing its files into `out`.
+
+    The keywords are the options of trainers.options.TrainingOptions (the flags of train.py, with
+    underscores), each with the same default. Returns {model name: {"history": [...], "test": test report,
+    "summary": ModelSummary}}. lr=None and backbone_lr_factor=None take the rates that fit where each
+    model's weights come from (models.default_learning_rates). With resume=True a model continues from its
+    last checkpoint with that run's options, except the ones given here. Under torchrun every process calls
+    this; only rank 0 writes and prints.
+    """
+    options = make_options(**keywords)
+    names = parse_model_names(options.model)
+    check_options(names, options)
+    out = Path(options.out)
+    if options.resume:
         check_resumable_outputs(names, out)
-    cache = load_cache(data)
+    cache = load_cache(options.data)
     context = detect_distributed()
-    device = device_for_process(resolve_device(device), context)
-    check_cache_fits(cache, batch_size, context)
-    if sync_batchnorm and context.enabled and device.type != "cuda":
+    device = device_for_process(resolve_device(options.device), context)
+    check_cache_fits(cache, options.batch_size, context)
+    if options.sync_batchnorm and context.enabled and device.type != "cuda":
         raise ClothVisionError(
             "--sync-batchnorm needs CUDA devices (SyncBatchNorm has no CPU kernel): drop it or run on GPUs"
         )
@@ -202,24 +173,18 @@ def train(
         # Fixed input sizes: let cuDNN pick its fastest convolution algorithms once.
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
-    run_arguments.update(device=str(device), world_size=context.world_size)
-    show_plots = show_plots and context.is_main and display_available()
+    show_plots = options.show_plots and context.is_main and display_available()
     results = {}
     try:
-        with process_group(context, device, dist_timeout):
+        with process_group(context, device, options.dist_timeout):
             for name in names:
-                rates = default_learning_rates(name, pretrained, weights)
-                model_options = replace(
-                    options,
-                    learning_rate=rates.learning_rate if lr is None else lr,
-                    backbone_lr_factor=rates.backbone_lr_factor if backbone_lr_factor is None else backbone_lr_factor,
-                )
-                results[name] = train_model(name, cache, device, context, model_options, run_arguments, show_plots)
+                model_options = options_for_model(name, options, keywords)
+                results[name] = train_model(cache, device, context, model_options, show_plots)
     except dist.DistError as error:
         raise ClothVisionError(
             f"process {context.rank} of {context.world_size}: {error_reason(error)}; another process of the "
-            f"job failed or did not answer within --dist-timeout {dist_timeout:g} s: its log says why; rerun "
-            "with --resume to continue from the last finished epoch"
+            f"job failed or did not answer within --dist-timeout {options.dist_timeout:g} s: its log says why; "
+            "rerun with --resume to continue from the last finished epoch"
         ) from None
     if context.is_main and len(names) > 1:
         plot_comparison(
@@ -237,8 +202,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    args = get_args_parser(__doc__).parse_args(argv)
-    return train(**vars(args))
+    return train(**parse_given_options(argv, __doc__))
 
 
 if __name__ == "__main__":

@@ -53,16 +53,16 @@ def read_colour_labels(data_dir: Path, kaggle_dir: Path | None, count: int) -> C
                                    f"({KAGGLE_LAYOUT.describe()}): pass such a folder or leave the flag out")
     else:
         dataset = find_dataset(data_dir)
-    samples = dataset.samples[:count]
+    samples, encoder = dataset.samples[:count], LabelEncoder.from_class_file(dataset.class_file)
     if dataset.layout == KAGGLE_LAYOUT:
         images = [np.asarray(read_rgb_image(sample.label_path)) for sample in samples]
         source = f"{len(images)} colour PNGs of {dataset.root}"
     else:
-        palette = np.asarray(dataset.encoder.palette, dtype=np.uint8)
-        num_classes = len(dataset.encoder.class_names)
+        palette = np.asarray(encoder.palette, dtype=np.uint8)
+        num_classes = len(encoder.class_names)
         images = [palette[read_groundtruth_mat(sample.label_path, num_classes)] for sample in samples]
         source = f"{len(images)} .mat labels of {dataset.root} painted with the class palette"
-    return ColourLabels(dataset.encoder, images, source)
+    return ColourLabels(encoder, images, source)
 
 
 def measure_label_encoding(labels: ColourLabels, repeats: int) -> tuple[Row, float]:
@@ -135,13 +135,14 @@ def measure_data_loading(data_dir: Path, cache: Cache, device: torch.device, bas
     flipped batches of 8 on `device`.
     """
     dataset = find_dataset(data_dir)
+    encoder = LabelEncoder.from_class_file(dataset.class_file)
     samples = {sample.image_id: sample for sample in dataset.samples}
     train_ids = [cache.meta["ids"][row] for row in cache.split_indices("train")]
     baseline_samples = [samples[image_id] for image_id in train_ids[:baseline_images]]
     decode_every_epoch = DataLoader(
         DecodeEveryEpochDataset([sample.photo_path for sample in baseline_samples],
                                 [sample.label_path for sample in baseline_samples],
-                                dataset.encoder.encode_file, tuple(cache.meta["image_size"]),
+                                encoder.encode_file, tuple(cache.meta["image_size"]),
                                 cache.meta["mean"], cache.meta["std"]),
         batch_size=ORIGINAL_BATCH_SIZE, shuffle=True)
     per_item = DataLoader(CustomClothingDataset(cache, "train", augment=True),

@@ -12,12 +12,13 @@ from benchmarks.model_rows import ModelSetting
 from benchmarks.table import Row, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating
+from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import save_checkpoint
 from helpers.dataset_layouts import SourceDataset
 from helpers.image_io import read_rgb_image
 from inference.attire import describe_class_map
-from inference.garment_groups import garment_groups_for
 from inference.predictor import SegmentationPredictor
+from label_encoder import LabelEncoder
 
 DESCRIBE_GOAL = "<= 20 %"
 
@@ -45,8 +46,9 @@ def measure_description_cost(setting: ModelSetting, trained_checkpoint: Path | N
         model_described = f"{predictor.model_name} of {trained_checkpoint.name}"
     sample = dataset.samples[0]
     image = read_rgb_image(sample.photo_path)
-    label = dataset.encoder.encode_file(sample.label_path)
-    groups = garment_groups_for(dataset.encoder.class_names)
+    encoder = LabelEncoder.from_class_file(dataset.class_file)
+    label = encoder.encode_file(sample.label_path)
+    groups = garment_groups_for(encoder.class_names)
     garments = describe_class_map(label, image, groups)
     seconds = median_seconds_alternating({
         "predict": lambda: predictor.predict(image),

@@ -12,10 +12,10 @@ from benchmarks.table import Row, format_ratio, format_seconds
 from benchmarks.throughput import new_model
 from benchmarks.timing import median_seconds_alternating
 from dataset import DeviceBatchLoader
-from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
+from helpers.checkpoint import load_checkpoint
 from helpers.devices import Precision, cpu_has_native_bf16, resolve_precision
 from inference.backends import TorchBackend
-from models import logits_of
+from models import build_model_from_checkpoint
 
 CPU = torch.device("cpu")
 BF16_TRAINING_GOAL = ">= 2x (U-net train step)"
@@ -32,7 +32,7 @@ def training_step(model_setting: ModelSetting, precision: Precision, batch_size:
 
     def step() -> None:
         with precision.autocast():
-            logits = logits_of(model(images))
+            logits = model(images)
         loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -16,8 +16,7 @@ from torch import nn
 from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import IGNORE_INDEX, Cache
-from inference.garment_groups import table_class_names
-from models import logits_of
+from evaluation.garment_groups import table_class_names
 from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
 
 # The CCP class list, whose garment groups a trainer looks up.
@@ -73,7 +72,7 @@ def measure_step_overhead(
     def bare_epoch() -> None:
         for images, labels in batches:
             with trainer.autocast():
-                logits = logits_of(bare_model(trainer.prepare_images(images)))
+                logits = bare_model(trainer.prepare_images(images))
             loss = criterion(logits.float(), labels)
             bare_optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -72,13 +72,3 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                                f"this code reads version {CHECKPOINT_VERSION}: "
                                "retrain it with this version of train.py")
     return checkpoint
-
-
-def build_model_from_checkpoint(checkpoint: dict) -> torch.nn.Module:
-    """Rebuild the network from the checkpoint alone (no cache, no download) and load its weights."""
-    from models import get_model
-
-    model = get_model(checkpoint["model_name"], len(checkpoint["class_names"]), pretrained="none",
-                      **checkpoint["model_kwargs"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from helpers.errors import ClothVisionError
-from label_encoder import LabelEncoder
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 WHERE_TO_GET_DATA = "run `python preprocess.py --download` or see data/README.md"
@@ -26,11 +25,6 @@ class Layout:
     def describe(self) -> str:
         return f"{self.photo_folder}/ + {self.label_folder}/*{self.label_suffix} + {self.class_file}"
 
-    def load_encoder(self, path: Path) -> LabelEncoder:
-        if self.class_file.endswith(".csv"):
-            return LabelEncoder.from_class_dict(path)
-        return LabelEncoder.from_label_list_mat(path)
-
 
 ORIGINAL_LAYOUT = Layout("ccp", "original CCP", "photos", "annotations/pixel-level", ".mat", "label_list.mat")
 KAGGLE_LAYOUT = Layout("kaggle", "Kaggle", "images", "labels/pixel_level_labels_colored", ".png",
@@ -48,11 +42,12 @@ class Sample:
 
 @dataclass
 class SourceDataset:
-    """A dataset found on disk: its layout, class list and the annotated photos, sorted by id."""
+    """A dataset found on disk: its layout, class list file (label_encoder.LabelEncoder.from_class_file reads it)
+    and the annotated photos, sorted by id."""
 
     root: Path
     layout: Layout
-    encoder: LabelEncoder
+    class_file: Path
     samples: list[Sample]
     unannotated_photo_count: int
 
@@ -82,7 +77,6 @@ def find_dataset(data_dir: str | os.PathLike) -> SourceDataset:
                 f"{data_dir / required} is missing, but {data_dir / layout.label_folder} exists: "
                 f"the {layout.title} layout needs {layout.describe()}; restore it ({WHERE_TO_GET_DATA})"
             )
-    encoder = layout.load_encoder(data_dir / layout.class_file)
     labels = {path.stem: path for path in sorted((data_dir / layout.label_folder).iterdir())
               if path.suffix.lower() == layout.label_suffix}
     if not labels:
@@ -100,4 +94,4 @@ def find_dataset(data_dir: str | os.PathLike) -> SourceDataset:
             f"({len(orphans)} labels lack their photo): restore the photos or delete those labels"
         )
     samples = [Sample(image_id, photos[image_id], labels[image_id]) for image_id in sorted(labels)]
-    return SourceDataset(data_dir, layout, encoder, samples, len(photos.keys() - labels.keys()))
+    return SourceDataset(data_dir, layout, data_dir / layout.class_file, samples, len(photos.keys() - labels.keys()))

@@ -21,7 +21,8 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
     except ClothVisionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # A command that knows what it saved says so in the interrupt's message.
+        print("error: interrupted" + (f": {interrupt}" if str(interrupt) else ""), file=sys.stderr)
         return 130
     return 0

@@ -18,12 +18,12 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from evaluation.garment_groups import BACKGROUND_GROUP, GarmentGroups, garment_groups_for
 from helpers.atomic_files import atomic_write_text
 from helpers.errors import ClothVisionError
 from helpers.image_io import UnreadableImageError, read_rgb_image
 from inference.colour_names import garment_colour
 from inference.dataset_labels import dataset_label_and_decoder, read_label
-from inference.garment_groups import BACKGROUND_GROUP, GarmentGroups, garment_groups_for
 from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
 

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
+from helpers.checkpoint import load_checkpoint
 from helpers.devices import Precision, resolve_device, resolve_precision
 from helpers.errors import ClothVisionError, error_reason
 from inference.onnx_format import INPUT_NAME, OUTPUT_NAME, checkpoint_entries, import_package
-from models import logits_of
+from models import build_model_from_checkpoint
 
 TORCH_INFERENCE_KEYS = (
     "model_name", "model_kwargs", "state_dict", "class_names", "palette", "image_size", "mean", "std",
@@ -35,7 +35,7 @@ class TorchBackend:
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
-            return logits_of(self.model(self.precision.place(batch, self.device))).float()
+            return self.model(self.precision.place(batch, self.device)).float()
 
     def describe(self) -> str:
         return f"PyTorch, {self.precision.describe()}"

@@ -54,8 +54,7 @@ def read_label(label_file: str | Path, decoder: LabelDecoder, image_file: str | 
 
 @cache
 def _dataset_decoder(class_file: Path) -> LabelDecoder:
-    layout = next(layout for layout in LAYOUTS if layout.class_file == class_file.name)
-    encoder = layout.load_encoder(class_file)
+    encoder = LabelEncoder.from_class_file(class_file)
     return LabelDecoder(encoder.class_names, encoder.palette, source=str(class_file))
 
 

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from helpers.errors import ClothVisionError
-from models import logits_of
 
 ONNX_SUFFIX = ".onnx"
 ONNX_FORMAT = "clothvision-onnx"
@@ -56,7 +55,7 @@ class LogitsOnly(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return logits_of(self.model(images))
+        return self.model(images)
 
 
 def scalar_metrics(metrics: dict) -> dict:

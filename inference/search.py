@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evaluation.garment_groups import read_group_table
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, PhotoDescription
 from inference.colour_names import COLOUR_WORDS, NAMED_LAB, srgb_to_lab
-from inference.garment_groups import read_group_table
 
 SAME_GROUP_CREDIT = 0.5
 OTHER_COLOUR_CREDIT = 0.5

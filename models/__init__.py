@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from helpers.errors import ClothVisionError
@@ -112,15 +111,18 @@ def get_model(name: str, num_classes: int, pretrained: str = "none", weights_fil
     return model
 
 
+def build_model_from_checkpoint(checkpoint: dict) -> nn.Module:
+    """Rebuild the network from a checkpoint alone (no cache, no download) and load its weights."""
+    model = get_model(checkpoint["model_name"], len(checkpoint["class_names"]), pretrained="none",
+                      **checkpoint["model_kwargs"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
 def set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = momentum
-
-
-def logits_of(output: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    """The logits of any registered model: torchvision's segmentation models return {'out': logits}."""
-    return output["out"] if isinstance(output, dict) else output
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, ResNet101_Weights, WeightsEnum
 from torchvision.models.segmentation import (
     DeepLabV3,
@@ -24,6 +26,25 @@ from torchvision.models.segmentation import (
 )
 
 from models.weights import download_state_dict, load_checked, read_state_dict_file
+
+
+class DeepLabV3Logits(DeepLabV3):
+    """torchvision's DeepLabV3 returning the logits tensor N×C×H×W, as every registered model does, instead of
+    {'out': logits}; its state dict is torchvision's, key for key, so checkpoints of either load in both.
+
+    The logits leave the head at 1/8 (ResNet) or 1/16 (MobileNetV3) of the input size and are upsampled here in
+    float32 with autocast off: bf16 scores blended 8-16x create ties, which argmax resolves towards the lowest
+    class index, the background.
+    """
+
+    def __init__(self, model: DeepLabV3):
+        super().__init__(model.backbone, model.classifier, model.aux_classifier)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        coarse = self.classifier(self.backbone(images)["out"])
+        with torch.autocast(images.device.type, enabled=False):
+            return F.interpolate(coarse.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
+
 
 # The last 1×1 convolution of torchvision's DeepLabHead: the only layer whose shape depends on the classes.
 CLASS_LAYER_KEYS = ("classifier.4.weight", "classifier.4.bias")
@@ -51,11 +72,13 @@ VARIANTS = {
 }
 
 
-def build_deeplabv3(variant_name: str, num_classes: int, pretrained: str = "none") -> DeepLabV3:
+def build_deeplabv3(variant_name: str, num_classes: int, pretrained: str = "none") -> DeepLabV3Logits:
     """pretrained: 'imagenet' (backbone trained on ImageNet, new head), 'coco' (whole network trained on COCO,
-    new final classifier layer) or 'none' (random initialisation). Returns {'out': logits} when called."""
+    new final classifier layer) or 'none' (random initialisation). Returns the logits tensor when called."""
     variant = VARIANTS[variant_name]
-    model = variant.constructor(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    model = DeepLabV3Logits(
+        variant.constructor(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    )
     if pretrained == "imagenet":
         weights = variant.imagenet_weights
         state_dict = download_state_dict(weights, f"ImageNet {variant_name}")

@@ -21,6 +21,7 @@ from PIL import Image
 from helpers.atomic_files import atomic_directory
 from helpers.dataset_layouts import ORIGINAL_LAYOUT, find_dataset
 from helpers.errors import ClothVisionError, run_cli
+from label_encoder import LabelEncoder
 from preprocess import DEFAULT_SIZE, convert_sample, positive_int
 
 
@@ -36,8 +37,9 @@ def shrink_dataset(data_dir: Path, out_dir: Path, size: tuple[int, int], quality
         photos.mkdir(parents=True)
         labels.mkdir(parents=True)
         shutil.copy2(data_dir / ORIGINAL_LAYOUT.class_file, building / ORIGINAL_LAYOUT.class_file)
+        encoder = LabelEncoder.from_class_file(dataset.class_file)
         for sample in dataset.samples:
-            photo, label = convert_sample(sample, dataset.encoder, size)
+            photo, label = convert_sample(sample, encoder, size)
             Image.fromarray(photo.transpose(1, 2, 0)).save(photos / f"{sample.image_id}.jpg", quality=quality)
             scipy.io.savemat(labels / f"{sample.image_id}.mat", {"groundtruth": label}, do_compression=True)
     return sum(path.stat().st_size for path in out_dir.rglob("*") if path.is_file())

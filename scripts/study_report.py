@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
+from evaluation.garment_groups import garment_groups_for
 from img_test import test_split_image, test_with_image
-from inference.garment_groups import garment_groups_for
 from inference.predictor import SegmentationPredictor
 from scripts.study_measure import ModelMeasurement
 from scripts.study_plan import StudyProfile, TrainingRun

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from inference.garment_groups import table_class_names
+from evaluation.garment_groups import table_class_names
 
 # The real CCP class list, as the garment group table names it, so that everything downstream of a synthetic
 # cache (group metrics, descriptions) works as on the real data.

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES
 
+from evaluation.garment_groups import garment_groups_for
 from helpers.errors import ClothVisionError
 from inference.attire import (
     Garment,
@@ -18,7 +19,6 @@ from inference.attire import (
     read_descriptions,
     write_descriptions,
 )
-from inference.garment_groups import garment_groups_for
 
 GROUPS = garment_groups_for(CLASS_NAMES)
 

@@ -7,12 +7,12 @@ import torch
 from checkpoint_factory import fitted_tiny_unet, tiny_unet, write_model_checkpoint
 
 import export
-from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
+from helpers.checkpoint import load_checkpoint
 from helpers.image_io import read_rgb_image
 from inference.onnx_format import export_to_onnx
 from inference.predictor import SegmentationPredictor
 from label_encoder import read_groundtruth_mat
-from models import get_model, logits_of
+from models import build_model_from_checkpoint, get_model
 
 # Parity: ONNX Runtime's logits within 1e-3 of the logit range of PyTorch float32's, and the same
 # class on at least 99.9 % of the pixels of real photos.
@@ -32,7 +32,7 @@ def random_images(batch: int, image_size: tuple[int, int], seed: int = 1) -> tor
 def pytorch_logits(checkpoint_path, images: torch.Tensor) -> torch.Tensor:
     """The float32 logits of the checkpoint's network in eval mode, as train.py's evaluation computes them."""
     with torch.inference_mode():
-        return logits_of(build_model_from_checkpoint(load_checkpoint(checkpoint_path))(images))
+        return build_model_from_checkpoint(load_checkpoint(checkpoint_path))(images)
 
 
 def assert_same_logits(reference: torch.Tensor, candidate: torch.Tensor) -> None:

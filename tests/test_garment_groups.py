@@ -7,15 +7,16 @@ import pytest
 import torch
 from synthetic_ccp import CLASS_NAMES
 
+from evaluation.garment_groups import garment_groups_for, read_group_table
 from helpers.dataset_layouts import KAGGLE_LAYOUT, ORIGINAL_LAYOUT
 from helpers.errors import ClothVisionError
-from inference.garment_groups import garment_groups_for, read_group_table
+from label_encoder import LabelEncoder
 from trainers.metrics import group_metrics, metrics_from_confusion
 
 
 def test_both_real_class_lists_fall_into_the_groups_one_class_each(real_ccp_dir, kaggle_sample_dir):
-    original = ORIGINAL_LAYOUT.load_encoder(real_ccp_dir / ORIGINAL_LAYOUT.class_file).class_names
-    kaggle = KAGGLE_LAYOUT.load_encoder(kaggle_sample_dir / KAGGLE_LAYOUT.class_file).class_names
+    original = LabelEncoder.from_class_file(real_ccp_dir / ORIGINAL_LAYOUT.class_file).class_names
+    kaggle = LabelEncoder.from_class_file(kaggle_sample_dir / KAGGLE_LAYOUT.class_file).class_names
     assert (original[0], kaggle[0], len(original), len(kaggle)) == ("null", "none", 59, 59)
     for class_names in (original, kaggle):
         groups = garment_groups_for(class_names)

@@ -14,10 +14,10 @@ from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
 import img_test
+from evaluation.upsampling import upsampled_argmax
 from helpers import figures
 from helpers.errors import ClothVisionError, run_cli
 from helpers.image_io import to_rgb
-from inference.predictor import upsampled_argmax
 from label_decoder import LabelDecoder
 
 CONSTANT_CLASS = 7

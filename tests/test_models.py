@@ -13,10 +13,10 @@ from models import (
     MODEL_NAMES,
     MODEL_REGISTRY,
     LearningRates,
+    build_model_from_checkpoint,
     count_parameters,
     default_learning_rates,
     get_model,
-    logits_of,
 )
 from models.deeplabv3 import VARIANTS
 from models.unet import UNet
@@ -107,9 +107,8 @@ def test_every_model_trains_one_step_on_a_tiny_batch(name):
     # Batch 2: DeepLabV3's image-pooling branch applies BatchNorm to one value per channel and image.
     images = torch.randn(2, 3, 48, 32)
     targets = torch.randint(0, NUM_CLASSES, (2, 48, 32))
-    output = model(images)
-    assert isinstance(output, dict) == MODEL_REGISTRY[name].transfer_learning
-    logits = logits_of(output)
+    logits = model(images)
+    assert isinstance(logits, torch.Tensor) and logits.dtype == torch.float32
     assert logits.shape == (2, NUM_CLASSES, 48, 32)
     torch.nn.functional.cross_entropy(logits, targets).backward()
     gradients = [parameter.grad for parameter in model.parameters() if parameter.grad is not None]
@@ -146,10 +145,25 @@ def test_unet_handles_sizes_not_divisible_by_sixteen_and_refuses_tiny_ones():
             model(torch.randn(1, 3, 15, 40))
 
 
-def test_logits_of_unwraps_torchvision_outputs_only():
-    logits = torch.randn(1, 2, 3, 3)
-    assert logits_of({"out": logits}) is logits
-    assert logits_of(logits) is logits
+def test_deeplabv3_returns_torchvision_logits_and_loads_its_state_dicts():
+    """A state dict of torchvision's own DeepLabV3 (the format of checkpoints written before the wrapping)
+    loads key for key, and the wrapped model's tensor equals torchvision's {'out': ...}."""
+    torch.manual_seed(0)
+    original = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5, aux_loss=False)
+    checkpoint = {"model_name": "mobilenetv3", "model_kwargs": {}, "class_names": list("abcde"),
+                  "state_dict": original.state_dict()}
+    wrapped = build_model_from_checkpoint(checkpoint)
+    images = torch.randn(2, 3, 64, 48)
+    with torch.no_grad():
+        assert torch.equal(wrapped(images), original.eval()(images)["out"])
+    assert wrapped.state_dict().keys() == original.state_dict().keys()
+
+
+def test_deeplabv3_upsamples_in_float32_under_bf16_autocast():
+    model = get_model("mobilenetv3", NUM_CLASSES).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(2, 3, 64, 48))
+    assert logits.dtype == torch.float32 and logits.shape == (2, NUM_CLASSES, 64, 48)
 
 
 @pytest.mark.parametrize("pretrained", ["imagenet", "coco"])

@@ -6,9 +6,12 @@ import subprocess
 import time
 
 import torch
-from training_runs import build_cache, run_train, script_environment, train_script_command
+from training_runs import build_cache, one_torch_thread, run_train, script_environment, train_script_command
 
+import train as train_script
 from helpers.checkpoint import load_checkpoint
+from helpers.errors import run_cli
+from trainers import ModelTrainer
 
 EPOCHS = 4
 
@@ -55,8 +58,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
         assert resumed_checkpoint["epoch"] == whole_checkpoint["epoch"]
         for key, tensor in whole_checkpoint["state_dict"].items():
             assert torch.equal(resumed_checkpoint["state_dict"][key], tensor), key
-        assert torch.equal(resumed_checkpoint["rng"]["torch"], whole_checkpoint["rng"]["torch"])
-        assert resumed_checkpoint["scheduler"] == whole_checkpoint["scheduler"]
+    whole_last = load_checkpoint(tmp_path / "whole" / "unet_last.pt")
+    resumed_last = load_checkpoint(out / "unet_last.pt")
+    assert torch.equal(resumed_last["rng"]["torch"], whole_last["rng"]["torch"])
+    assert resumed_last["scheduler"] == whole_last["scheduler"]
 
 
 def test_resuming_a_finished_run_only_reevaluates_it(tmp_path):
@@ -65,3 +70,44 @@ def test_resuming_a_finished_run_only_reevaluates_it(tmp_path):
     again = run_train(model="unet", data=cache_dir, out=tmp_path / "results", epochs=1, resume=True)["unet"]
     assert again["history"] == first["history"]
     assert again["test"] == first["test"]
+
+
+def test_resume_takes_the_interrupted_runs_options_unless_given_again(tmp_path, capsys):
+    cache_dir = build_cache(tmp_path)
+    out = tmp_path / "results"
+    run_train(model="unet", data=cache_dir, out=out, epochs=1, seed=7, augment="none", unet_base_width=6)
+    with one_torch_thread():
+        # Neither the width, the seed nor the augmentation repeated: the checkpoint knows them.
+        resumed = train_script.main(["--model", "unet", "--data", str(cache_dir), "--out", str(out), "--resume",
+                                     "--epochs", "2", "--device", "cpu", "--no-show", "--no-progress"])["unet"]
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2]
+    options = json.loads((out / "unet_config.json").read_text())["options"]
+    assert (options["unet_base_width"], options["seed"], options["augment"], options["epochs"]) == (6, 7, "none", 2)
+
+    with one_torch_thread():
+        train_script.main(["--model", "unet", "--data", str(cache_dir), "--out", str(out), "--resume",
+                           "--epochs", "1", "--device", "cpu", "--no-show", "--no-progress"])
+    assert (f"unet: {out / 'unet_last.pt'} has finished 2 epochs, --epochs is 1: nothing left to train"
+            in capsys.readouterr().out)
+
+
+def test_ctrl_c_says_which_epoch_is_saved_and_how_to_continue(tmp_path, monkeypatch, capsys):
+    cache_dir = build_cache(tmp_path)
+    out = tmp_path / "results"
+    train_one_epoch = ModelTrainer.train_one_epoch
+
+    def interrupted_in_epoch_two(trainer, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return train_one_epoch(trainer, epoch)
+
+    monkeypatch.setattr(ModelTrainer, "train_one_epoch", interrupted_in_epoch_two)
+    arguments = ["--model", "unet", "--data", str(cache_dir), "--out", str(out), "--epochs", "3",
+                 "--unet-base-width", "4", "--device", "cpu", "--no-show", "--no-progress"]
+    with one_torch_thread():
+        assert run_cli(train_script.main, arguments) == 130
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: interrupted: unet epoch 1 is saved in {out / 'unet_last.pt'}; continue with "
+        f"`python train.py --model unet --data {cache_dir} --out {out} --resume`"
+    ]
+    assert load_checkpoint(out / "unet_last.pt")["epoch"] == 1

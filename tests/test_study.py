@@ -11,8 +11,8 @@ import torch
 from synthetic_ccp import CLASS_NAMES
 
 from dataset import Cache
+from evaluation.garment_groups import garment_groups_for
 from helpers.errors import ClothVisionError
-from inference.garment_groups import garment_groups_for
 from models import default_learning_rates
 from scripts import study, study_measure, study_plan, study_report, study_training
 from trainers.checkpointing import write_history_csv

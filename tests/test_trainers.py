@@ -93,7 +93,6 @@ def test_backbone_learns_ten_times_slower_and_stays_frozen_at_first(cache_dir):
     head, backbone_group = ([id(p) for p in group["params"]] for group in trainer.optimizer.param_groups)
     assert set(backbone_group) == backbone and not backbone & set(head)
     assert len(head) + len(backbone_group) == len(list(trainer.model.parameters()))
-    assert trainer.logits_of({"out": torch.ones(1)}).item() == 1
 
     def snapshot():
         return {key: value.clone() for key, value in trainer.model.state_dict().items()}

@@ -1,9 +1,11 @@
 """What a trainer writes: after every epoch the checkpoints and the history CSV, which --resume reads back;
 at the end the test report of the best checkpoint.
 
-The checkpoint is self-contained: weights, the model's name and constructor arguments, what inference
-needs (classes, palette, image size, mean/std), metrics, history, the run's arguments and split, and the
-optimizer, scheduler, early-stopper and RNG states that make --resume continue exactly.
+Both checkpoints are self-contained: weights (in their training dtype), the model's name and constructor
+arguments, what inference needs (classes, palette, image size, mean/std), metrics, history, the run's
+options and split. Only <model>_last.pt adds the optimizer, scheduler, early-stopper and RNG states that make
+--resume continue exactly: Adam's two moments per weight would triple the size of <model>.pt, which
+inference, evaluation and export never read.
 """
 
 import csv
@@ -39,14 +41,23 @@ class CheckpointingMixin:
         checkpoint = self.checkpoint(epoch, val_metrics)
         if improved:
             save_checkpoint(self.best_checkpoint_path, checkpoint)
-        save_checkpoint(self.last_checkpoint_path, checkpoint)
+        save_checkpoint(self.last_checkpoint_path, {**checkpoint, **self.training_state()})
         write_history_csv(self.history, self.output_dir / f"{self.model_name}.csv")
 
-    def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
-        """The self-contained checkpoint: plain values and tensors only, loadable with weights_only=True."""
+    def training_state(self) -> dict:
+        """What only --resume needs: optimizer, scheduler, early stopper and RNG states."""
         rng = {"torch": torch.get_rng_state(), "loader": {"seed": self.loaders["train"].seed}}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "early_stopper": self.early_stopper.state_dict(),
+            "rng": rng,
+        }
+
+    def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
+        """The self-contained checkpoint: plain values and tensors only, loadable with weights_only=True."""
         return {
             "model_name": self.model_name,
             "model_kwargs": self.model_kwargs,
@@ -60,13 +71,15 @@ class CheckpointingMixin:
             "best_epoch": self.best_epoch,
             "metrics": val_metrics,
             "history": self.history,
-            "args": self.run_arguments,
+            "args": {
+                **self.config["options"],
+                "device": str(self.device),
+                "world_size": self.distributed.world_size,
+                "precision_used": self.precision.name,
+            },
+            "config": self.config,
             "cache_format_version": self.meta["format_version"],
             "split_ids": {split: loader.ids for split, loader in self.loaders.items()},
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "early_stopper": self.early_stopper.state_dict(),
-            "rng": rng,
         }
 
     def check_resumable(self, checkpoint: dict, path: Path) -> None:
@@ -112,8 +125,15 @@ class CheckpointingMixin:
         torch.set_rng_state(checkpoint["rng"]["torch"])
         if self.device.type == "cuda" and "cuda" in checkpoint["rng"]:
             torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], self.device)
-        self.log(f"{self.model_name}: resuming after epoch {checkpoint['epoch']} from {path}")
-        return checkpoint["epoch"] + 1
+        finished = checkpoint["epoch"]
+        self.log(f"{self.model_name}: resuming after epoch {finished} from {path}")
+        if finished >= self.options.epochs and not (self.early_stopper.stopped or self.out_of_time()):
+            self.log(
+                f"{self.model_name}: {path} has finished {finished} epochs, --epochs is {self.options.epochs}: "
+                f"nothing left to train, the best checkpoint is only tested again (pass --epochs above {finished} "
+                "to train on)"
+            )
+        return finished + 1
 
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""

@@ -1,4 +1,6 @@
-"""Evaluate a saved checkpoint on one split of a cache: the split the checkpoint itself was trained with.
+"""Evaluation as a plain function: the training loop scores its val (and test) split with evaluate(), and
+evaluate_checkpoint() scores a saved checkpoint with the same function, without an optimizer, a scheduler
+or any split but the one it scores.
 
     from trainers.evaluation import evaluate_checkpoint
     evaluate_checkpoint("results/unet.pt", "data/processed", "test")
@@ -7,12 +9,68 @@
 from dataclasses import replace
 from pathlib import Path
 
-from dataset import Cache, load_cache
-from helpers.checkpoint import build_model_from_checkpoint, load_checkpoint
-from helpers.devices import resolve_device
+import torch
+from torch import nn
+
+from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader, load_cache
+from evaluation.garment_groups import GarmentGroups, garment_groups_for
+from helpers.checkpoint import load_checkpoint
+from helpers.devices import Precision, resolve_device, resolve_precision
 from helpers.errors import ClothVisionError
-from trainers import trainer_class_for
-from trainers.options import DEFAULT_OPTIONS, DEFAULT_RUN, TrainingOptions
+from models import build_model_from_checkpoint
+from trainers.distributed import all_reduce_sum
+from trainers.metrics import ConfusionMatrix, group_metrics
+from trainers.options import TrainingOptions, class_weights_from_counts
+
+
+def accumulator_dtype_for(device: torch.device) -> torch.dtype:
+    """Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def loss_weight_of(labels: torch.Tensor, class_weights: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """The denominator of CrossEntropyLoss's weighted mean for these labels (ignored pixels count 0)."""
+    valid = labels != IGNORE_INDEX
+    if class_weights is None:
+        return valid.sum(dtype=dtype)
+    return (class_weights[labels.masked_fill(~valid, 0)] * valid).sum(dtype=dtype)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: DeviceBatchLoader,
+    precision: Precision,
+    garment_groups: GarmentGroups,
+    class_weights: torch.Tensor | None = None,
+) -> dict:
+    """Loss and confusion-matrix metrics of `model` over the loader's whole split (all ranks' shares
+    together under torchrun), per class and per garment group.
+
+    The loss is sum(weight × pixel loss) / sum(weight) over every pixel of the split, the weighted mean that
+    CrossEntropyLoss takes over a batch, so it does not depend on the batch size.
+    """
+    device = loader.device
+    criterion = nn.CrossEntropyLoss(weight=class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
+    confusion = ConfusionMatrix(len(loader.class_names), device)
+    totals = torch.zeros(2, dtype=accumulator_dtype_for(device), device=device)
+    model.eval()
+    # no_grad rather than inference_mode: tensors a compiled graph caches under inference_mode could
+    # not be used by the training graph afterwards.
+    with torch.no_grad():
+        for images, labels in loader:
+            with precision.autocast():
+                logits = model(precision.place(images, device)).float()
+            totals += torch.stack(
+                [criterion(logits, labels).to(totals.dtype), loss_weight_of(labels, class_weights, totals.dtype)]
+            )
+            confusion.update(logits.argmax(dim=1), labels)
+    loss_sum, loss_weight = all_reduce_sum(totals).tolist()
+    confusion.reduce_across_processes()
+    metrics = confusion.compute(loader.class_names)
+    metrics["loss"] = loss_sum / loss_weight
+    metrics["confusion_matrix"] = confusion.matrix.cpu()
+    metrics["garment_groups"] = group_metrics(metrics["confusion_matrix"], garment_groups)
+    return metrics
 
 
 def checkpoint_split_cache(checkpoint: dict, checkpoint_path: str | Path, cache: Cache, split: str) -> Cache:
@@ -42,13 +100,16 @@ def checkpoint_split_cache(checkpoint: dict, checkpoint_path: str | Path, cache:
     return replace(cache, meta={**cache.meta, "split": {**cache.meta["split"], split: rows}})
 
 
+DEFAULTS = TrainingOptions()
+
+
 def evaluate_checkpoint(
     checkpoint_path: str | Path,
-    data: str | Path = DEFAULT_RUN.data,
+    data: str | Path = DEFAULTS.data,
     split: str = "val",
-    device: str = DEFAULT_RUN.device,
-    batch_size: int = DEFAULT_OPTIONS.batch_size,
-    precision: str = DEFAULT_OPTIONS.precision,
+    device: str = DEFAULTS.device,
+    batch_size: int = DEFAULTS.batch_size,
+    precision: str = DEFAULTS.precision,
 ) -> dict:
     """Loss, confusion matrix and metrics of a saved checkpoint on one split, in one process.
 
@@ -63,20 +124,15 @@ def evaluate_checkpoint(
             "evaluate it on the cache it was trained on"
         )
     cache = checkpoint_split_cache(checkpoint, checkpoint_path, cache, split)
-    name = checkpoint["model_name"]
-    options = TrainingOptions(
-        batch_size=batch_size,
-        class_weights=checkpoint["args"]["class_weights"],
-        precision=precision,
-        show_progress=False,
+    target = resolve_device(device)
+    chosen_precision = resolve_precision(precision, target)
+    weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], checkpoint["args"]["class_weights"])
+    model = chosen_precision.place(build_model_from_checkpoint(checkpoint), target)
+    loader = DeviceBatchLoader(cache, split, batch_size, target)
+    return evaluate(
+        model,
+        loader,
+        chosen_precision,
+        garment_groups_for(cache.class_names),
+        None if weights is None else weights.to(target),
     )
-    trainer = trainer_class_for(name)(
-        build_model_from_checkpoint(checkpoint),
-        name,
-        checkpoint["model_kwargs"],
-        cache,
-        resolve_device(device),
-        Path(checkpoint_path).parent,
-        options,
-    )
-    return trainer.evaluate(split)

@@ -11,7 +11,7 @@ negatives of the pixels' true class, whose IoU drops, and they lower pixel accur
 
 import torch
 
-from inference.garment_groups import GarmentGroups
+from evaluation.garment_groups import GarmentGroups
 from trainers.distributed import all_reduce_sum
 
 

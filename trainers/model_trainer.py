@@ -18,7 +18,6 @@ Choices worth knowing:
 
 import contextlib
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -28,8 +27,8 @@ from tqdm import tqdm
 
 from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
 from early_stopper import EarlyStopper
+from evaluation.garment_groups import garment_groups_for
 from helpers.devices import resolve_precision
-from inference.garment_groups import garment_groups_for
 from trainers.checkpointing import CheckpointingMixin
 from trainers.distributed import (
     SINGLE_PROCESS,
@@ -38,8 +37,10 @@ from trainers.distributed import (
     copy_buffers_from_rank_zero,
     decision_of_rank_zero,
 )
-from trainers.metrics import ConfusionMatrix, correct_pixels, group_metrics
-from trainers.options import TrainingOptions, class_weights_from_counts
+from trainers.evaluation import accumulator_dtype_for, evaluate, loss_weight_of
+from trainers.metrics import correct_pixels
+from trainers.options import TrainingOptions, class_weights_from_counts, with_learning_rates
+from trainers.run_config import run_config
 
 # The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
 # the GPU queue full.
@@ -61,15 +62,17 @@ class ModelTrainer(CheckpointingMixin):
         output_dir: str | Path,
         options: TrainingOptions,
         distributed: DistributedContext = SINGLE_PROCESS,
-        run_arguments: dict | None = None,
+        config: dict | None = None,
     ):
         self.model_name, self.model_kwargs = model_name, dict(model_kwargs)
         self.cache, self.meta, self.class_names = cache, cache.meta, cache.class_names
         # Matched now: a class without a garment group stops the run before training, not at its test report.
         self.garment_groups = garment_groups_for(self.class_names)
+        options = with_learning_rates(options, model_name)
         self.device, self.options, self.distributed = device, options, distributed
         self.output_dir = Path(output_dir)
-        self.run_arguments = asdict(options) if run_arguments is None else run_arguments
+        # The run's options and provenance (trainers.run_config), kept in every checkpoint.
+        self.config = run_config(options, model_kwargs, cache.meta) if config is None else config
         if distributed.enabled and options.sync_batchnorm:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.precision = resolve_precision(options.precision, device)
@@ -85,8 +88,7 @@ class ModelTrainer(CheckpointingMixin):
         weights = class_weights_from_counts(self.meta["train_class_pixel_counts"], options.class_weights)
         self.class_weights = None if weights is None else weights.to(device)
         self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
-        # Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64.
-        self.accumulator_dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.accumulator_dtype = accumulator_dtype_for(device)
         self.loaders = {
             split: DeviceBatchLoader(
                 cache,
@@ -109,9 +111,6 @@ class ModelTrainer(CheckpointingMixin):
         self.wrapped_parameters: frozenset[str] | None = None
 
     # --- what TransferLearningTrainer overrides -------------------------------------------------------
-
-    def logits_of(self, output) -> torch.Tensor:
-        return output
 
     def parameter_groups(self) -> list[dict]:
         """Adam's parameter groups, each named; the first group's learning rate is the one the history
@@ -164,12 +163,6 @@ class ModelTrainer(CheckpointingMixin):
     def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
         return self.precision.place(images, self.device)
 
-    def loss_weight_of(self, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """The denominator of CrossEntropyLoss's weighted mean for these labels (ignored pixels count 0)."""
-        if self.class_weights is None:
-            return valid.sum(dtype=self.accumulator_dtype)
-        return (self.class_weights[labels.masked_fill(~valid, 0)] * valid).sum(dtype=self.accumulator_dtype)
-
     def train_one_epoch(self, epoch: int) -> dict:
         """One pass over this rank's share of the train split; loss and pixel accuracy over all ranks."""
         self.wrap_for_training()
@@ -188,10 +181,10 @@ class ModelTrainer(CheckpointingMixin):
         )
         for step, (images, labels) in enumerate(progress, start=1):
             with self.autocast():
-                logits = self.logits_of(self.training_network(self.prepare_images(images)))
+                logits = self.training_network(self.prepare_images(images))
             loss_sum = self.criterion(logits.float(), labels)
             valid = labels != IGNORE_INDEX
-            loss_weight = self.loss_weight_of(labels, valid)
+            loss_weight = loss_weight_of(labels, self.class_weights, self.accumulator_dtype)
             self.optimizer.zero_grad(set_to_none=True)
             (loss_sum / loss_weight).backward()
             self.optimizer.step()
@@ -214,25 +207,8 @@ class ModelTrainer(CheckpointingMixin):
         """Loss and confusion-matrix metrics over the whole split (all ranks' shares together), per class and
         per garment group."""
         copy_buffers_from_rank_zero(self.model)
-        self.forward_module.eval()
-        confusion = ConfusionMatrix(len(self.class_names), self.device)
-        totals = torch.zeros(2, dtype=self.accumulator_dtype, device=self.device)
-        # no_grad rather than inference_mode: tensors a compiled graph caches under inference_mode could
-        # not be used by the training graph afterwards.
-        with torch.no_grad():
-            for images, labels in self.loaders[split]:
-                with self.autocast():
-                    logits = self.logits_of(self.forward_module(self.prepare_images(images))).float()
-                loss_weight = self.loss_weight_of(labels, labels != IGNORE_INDEX)
-                totals += torch.stack([self.criterion(logits, labels).to(totals.dtype), loss_weight])
-                confusion.update(logits.argmax(dim=1), labels)
-        loss_sum, loss_weight = all_reduce_sum(totals).tolist()
-        confusion.reduce_across_processes()
-        metrics = confusion.compute(self.class_names)
-        metrics["loss"] = loss_sum / loss_weight
-        metrics["confusion_matrix"] = confusion.matrix.cpu()
-        metrics["garment_groups"] = group_metrics(metrics["confusion_matrix"], self.garment_groups)
-        return metrics
+        return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
+                        self.class_weights)
 
     def fit(self, start_epoch: int = 1) -> None:
         """Train from start_epoch through options.epochs, or until the early stopper or the time limit

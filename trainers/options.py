@@ -1,62 +1,232 @@
-"""TrainingOptions: everything about a training run that is not the model or the data, with its defaults
-(train.py's command line and train() read them here), and the per-class loss weights it may ask for."""
+"""TrainingOptions: the one place a training option is written — its field, default, help text, choices,
+check and command-line group. train.py's parser, train()'s keywords, the value checks and the run's
+<model>_config.json are all derived from these fields, so adding an option is adding a field here.
 
-from dataclasses import dataclass
+    options = make_options(model="unet", epochs=5)   # keywords as train() and the flags name them
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 
 import torch
 
+from dataset import AUGMENT_CHOICES
+from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
-from models import FROM_SCRATCH_RATES
+from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
 from models.unet import DEFAULT_BASE_WIDTH
 
 CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
 # ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
 # class covering every pixel and 50.5 for a very rare one.
 LOG_FREQUENCY_OFFSET = 1.02
+# The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
+OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "distributed", "output")
+
+
+def option(
+    default,
+    help: str,
+    group: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    check: Callable[[object], bool] | None = None,
+    requirement: str = "",
+    keyword: str | None = None,
+    flag: str | None = None,
+    alias: tuple[str, object, str] | None = None,
+) -> Field:
+    """A TrainingOptions field with what the parser and the checks need.
+
+    keyword: the name train() and the parser's namespace use when it differs from the field's (e.g. lr);
+    flag: the command-line flag when it differs from --keyword-with-dashes; alias: (flag, value, help) of a
+    second flag storing a fixed value (--no-pretrained); check/requirement: a value is refused with
+    "--flag VALUE: requirement" unless check(value).
+    """
+    assert group in OPTION_GROUPS, group
+    metadata = dict(help=help, group=group, choices=choices, check=check, requirement=requirement,
+                    keyword=keyword, flag=flag, alias=alias)
+    return field(default=default, metadata=metadata)
+
+
+def positive(value) -> bool:
+    return value > 0
 
 
 @dataclass
 class TrainingOptions:
-    """Everything about a run that is not the model or the data; saved as the checkpoint's 'args'."""
+    """Every setting of a training run; saved in each checkpoint and in <model>_config.json."""
 
-    epochs: int = 32
-    batch_size: int = 8
-    learning_rate: float = FROM_SCRATCH_RATES.learning_rate
-    class_weights: str = "none"
-    seed: int = 0
-    patience: int = 7
-    min_delta: float = 0.0
-    max_loss_diff: float = float("inf")
-    compile_model: bool = False
-    sync_batchnorm: bool = False
-    backbone_lr_factor: float = FROM_SCRATCH_RATES.backbone_lr_factor
-    freeze_backbone_epochs: int = 0
-    precision: str = "auto"
+    # data
+    data: str = option("data/processed", "cache written by preprocess.py", "data")
+    seed: int = option(0, "seed of the initial weights, batch order and augmentation", "data")
+    # model
+    model: str = option(
+        "unet", f"model(s) to train: one of {', '.join(MODEL_NAMES)}, a comma-separated list, or all", "model"
+    )
+    pretrained: str = option(
+        "imagenet",
+        "starting weights of the DeepLabV3 models, downloaded by torchvision; the U-net always starts from scratch",
+        "model",
+        choices=PRETRAINED_CHOICES,
+        alias=("--no-pretrained", "none", "same as --pretrained none: train from scratch, no download"),
+    )
+    weights: str | None = option(
+        None, "start from a local state dict (whole model or backbone) instead of a download", "model"
+    )
+    unet_base_width: int = option(
+        DEFAULT_BASE_WIDTH, "channels of the U-net's first block; later blocks double it", "model",
+        check=positive, requirement="use a positive number of channels",
+    )
+    # optimisation
+    epochs: int = option(32, "maximum number of epochs", "optimisation",
+                         check=lambda value: value >= 1, requirement="train at least 1 epoch")
+    batch_size: int = option(8, "images per batch and per process", "optimisation",
+                             check=lambda value: value >= 1, requirement="use at least 1 image per batch")
+    learning_rate: float | None = option(
+        None,
+        f"Adam learning rate (default by where the weights come from: {FROM_SCRATCH_RATES.learning_rate:g} from "
+        f"scratch, i.e. the U-net and --no-pretrained; {FINE_TUNING_RATES.learning_rate:g} for a pretrained or "
+        "--weights backbone)",
+        "optimisation",
+        keyword="lr",
+        check=positive,
+        requirement="the learning rate must be positive",
+    )
+    backbone_lr_factor: float | None = option(
+        None,
+        "DeepLabV3 backbone learning rate = --lr × this factor (default by where the weights come from: "
+        f"{FROM_SCRATCH_RATES.backbone_lr_factor:g} from scratch, {FINE_TUNING_RATES.backbone_lr_factor:g} for a "
+        "pretrained or --weights backbone)",
+        "optimisation",
+        check=positive,
+        requirement="use a positive factor (freeze the backbone with --freeze-backbone-epochs instead)",
+    )
+    freeze_backbone_epochs: int = option(
+        0, "keep the DeepLabV3 backbone frozen for this many first epochs", "optimisation",
+        check=lambda value: value >= 0, requirement="use 0 (never frozen) or more",
+    )
+    class_weights: str = option(
+        "none",
+        "loss weight per class: inverse-log-freq gives 1/ln(1.02 + train pixel share), so rare garments count more",
+        "optimisation",
+        choices=CLASS_WEIGHT_CHOICES,
+    )
+    patience: int = option(7, "early stopping: stop after this many epochs without val loss improvement",
+                           "optimisation")
+    min_delta: float = option(0.0, "early stopping: the val loss must improve by more than this", "optimisation")
+    max_loss_diff: float = option(
+        math.inf, "early stopping: an epoch whose val loss exceeds its train loss by more than this counts as bad "
+        "(inf: off)", "optimisation",
+    )
+    # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
+    time_limit_minutes: float = option(
+        math.inf, "stop a model's training once another epoch would end past this many minutes of it (inf: no "
+        "limit)", "optimisation", check=positive, requirement="use a positive number of minutes",
+    )
+    # augmentation
     # Flips only: in the CPU study's ablation (U-net, 25 epochs at 240×144) full augmentation reached test
     # 83.1 % / mIoU 0.065 against 85.9 % / 0.093 with flips; these short runs underfit, and zooming and
     # colour jitter make the task harder still. --augment full is there for longer schedules.
-    augment: str = "flip"
-    # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
-    time_limit_minutes: float = float("inf")
-    show_progress: bool = True
+    augment: str = option(
+        "flip",
+        "training batches on the device: none; flip (horizontal flips); full (random zoom 0.5-2x, crop or pad back "
+        "to size, flip, brightness/contrast/saturation jitter)",
+        "augmentation",
+        choices=AUGMENT_CHOICES,
+    )
+    # precision
+    device: str = option("auto", "auto picks CUDA, then MPS, then CPU", "precision", choices=DEVICE_CHOICES)
+    precision: str = option(
+        "auto",
+        "auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), float32 "
+        "elsewhere",
+        "precision",
+        choices=PRECISION_CHOICES,
+    )
+    compile_model: bool = option(False, "compile the model with torch.compile", "precision", flag="--compile")
+    # distributed
+    sync_batchnorm: bool = option(
+        False, "under torchrun on GPUs, compute BatchNorm statistics over all processes' batches", "distributed"
+    )
+    dist_timeout: float = option(
+        600.0, "under torchrun, seconds a process waits for the others in a collective before failing",
+        "distributed", check=positive, requirement="use a positive number of seconds",
+    )
+    # output
+    out: str = option("results", "folder for checkpoints, history, curves and test metrics", "output")
+    resume: bool = option(
+        False, "continue each model from <out>/<model>_last.pt where it exists, with that run's options unless "
+        "given again", "output",
+    )
+    show_plots: bool = option(
+        True, "never open figure windows; by default they open at the end when a display exists", "output",
+        flag="--no-show",
+    )
+    show_progress: bool = option(True, "no progress bars while training", "output",
+                                 flag="--no-progress")
 
 
-@dataclass(frozen=True)
-class RunDefaults:
-    """The defaults of train.py's other settings: what it trains, where its data and outputs are."""
-
-    model: str = "unet"
-    data: str = "data/processed"
-    out: str = "results"
-    device: str = "auto"
-    pretrained: str = "imagenet"
-    unet_base_width: int = DEFAULT_BASE_WIDTH
-    dist_timeout: float = 600.0
+def option_fields() -> tuple[Field, ...]:
+    return fields(TrainingOptions)
 
 
-# The one place the training defaults are written: train()'s signature and the command line read them here.
-DEFAULT_OPTIONS = TrainingOptions()
-DEFAULT_RUN = RunDefaults()
+def keyword_of(option_field: Field) -> str:
+    """The name train(), the parser's namespace and <model>_config.json use for a field."""
+    return option_field.metadata["keyword"] or option_field.name
+
+
+def flag_of(option_field: Field) -> str:
+    return option_field.metadata["flag"] or "--" + keyword_of(option_field).replace("_", "-")
+
+
+def default_of(option_field: Field):
+    return option_field.default if option_field.default is not MISSING else option_field.default_factory()
+
+
+def make_options(**keywords) -> TrainingOptions:
+    """TrainingOptions from train()'s keywords; an unknown keyword is refused, naming the valid ones."""
+    by_keyword = {keyword_of(option_field): option_field.name for option_field in option_fields()}
+    unknown = sorted(set(keywords) - set(by_keyword))
+    if unknown:
+        raise ClothVisionError(
+            f"unknown training option {', '.join(unknown)}: use one of {', '.join(sorted(by_keyword))}"
+        )
+    values = {by_keyword[keyword]: str(value) if hasattr(value, "__fspath__") else value
+              for keyword, value in keywords.items()}
+    if not isinstance(values.get("model", ""), str):  # a list of names, as train(model=[...]) may pass
+        values["model"] = ",".join(values["model"])
+    return TrainingOptions(**values)
+
+
+def option_keywords(options: TrainingOptions) -> dict:
+    """The options as train()'s keywords: what <model>_config.json and the checkpoint's 'args' record."""
+    return {keyword_of(option_field): getattr(options, option_field.name) for option_field in option_fields()}
+
+
+def with_learning_rates(options: TrainingOptions, model_name: str) -> TrainingOptions:
+    """options for model_name, with the rates that fit where its weights come from where none were given."""
+    rates = default_learning_rates(model_name, options.pretrained, options.weights)
+    return replace(
+        options,
+        model=model_name,
+        learning_rate=rates.learning_rate if options.learning_rate is None else options.learning_rate,
+        backbone_lr_factor=(
+            rates.backbone_lr_factor if options.backbone_lr_factor is None else options.backbone_lr_factor
+        ),
+    )
+
+
+def check_option_values(options: TrainingOptions) -> None:
+    """Each value against its field's choices and check: one line naming the flag, the value and the fix."""
+    for option_field in option_fields():
+        value, metadata = getattr(options, option_field.name), option_field.metadata
+        display = f"{value:g}" if isinstance(value, float) else value
+        if metadata["choices"] and value not in metadata["choices"]:
+            raise ClothVisionError(f"{flag_of(option_field)} {display}: use one of {', '.join(metadata['choices'])}")
+        if metadata["check"] and value is not None and not metadata["check"](value):
+            raise ClothVisionError(f"{flag_of(option_field)} {display}: {metadata['requirement']}")
 
 
 def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Tensor | None:

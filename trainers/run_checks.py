@@ -3,12 +3,12 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from dataset import AUGMENT_CHOICES, Cache
-from helpers.devices import PRECISION_CHOICES
+from dataset import Cache
+from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import MODEL_NAMES, MODEL_REGISTRY
 from trainers.distributed import DistributedContext
-from trainers.options import CLASS_WEIGHT_CHOICES, TrainingOptions
+from trainers.options import TrainingOptions, check_option_values, keyword_of, option_fields
 
 
 def parse_model_names(text: str | Sequence[str]) -> list[str]:
@@ -26,43 +26,12 @@ def parse_model_names(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_options(
-    names: list[str],
-    options: TrainingOptions,
-    lr: float | None,
-    backbone_lr_factor: float | None,
-    weights: str | None,
-    dist_timeout: float,
-) -> None:
+def check_options(names: list[str], options: TrainingOptions) -> None:
+    """Every value on its own (trainers.options), then the combinations no single field can judge."""
+    check_option_values(options)
     checks = [
-        (options.epochs >= 1, f"--epochs {options.epochs}: train at least 1 epoch"),
-        (options.batch_size >= 1, f"--batch-size {options.batch_size}: use at least 1 image per batch"),
-        (lr is None or lr > 0, f"--lr {lr}: the learning rate must be positive"),
         (
-            options.time_limit_minutes > 0,
-            f"--time-limit-minutes {options.time_limit_minutes:g}: use a positive number of minutes",
-        ),
-        (
-            options.class_weights in CLASS_WEIGHT_CHOICES,
-            f"--class-weights {options.class_weights}: use one of {', '.join(CLASS_WEIGHT_CHOICES)}",
-        ),
-        (
-            options.freeze_backbone_epochs >= 0,
-            f"--freeze-backbone-epochs {options.freeze_backbone_epochs}: use 0 (never frozen) or more",
-        ),
-        (
-            backbone_lr_factor is None or backbone_lr_factor > 0,
-            f"--backbone-lr-factor {backbone_lr_factor}: use a positive factor "
-            "(freeze the backbone with --freeze-backbone-epochs instead)",
-        ),
-        (options.augment in AUGMENT_CHOICES, f"--augment {options.augment}: use one of {', '.join(AUGMENT_CHOICES)}"),
-        (
-            options.precision in PRECISION_CHOICES,
-            f"--precision {options.precision}: use one of {', '.join(PRECISION_CHOICES)}",
-        ),
-        (dist_timeout > 0, f"--dist-timeout {dist_timeout}: use a positive number of seconds"),
-        (
-            weights is None or len(names) == 1,
+            options.weights is None or len(names) == 1,
             "--weights loads one model's state dict: train that single model with --model NAME",
         ),
         # DeepLabV3's image-pooling branch normalises 1×1 features: BatchNorm needs two images to do that.
@@ -101,3 +70,21 @@ def check_resumable_outputs(names: list[str], out: Path) -> None:
             f"--resume found no last checkpoint ({expected}): pass the --out folder of the "
             "interrupted run, or train without --resume"
         )
+
+
+# Where and how a resumed run runs is this invocation's business, not the interrupted one's.
+NEVER_RESUMED = frozenset({"model", "data", "out", "resume", "device", "show_plots", "show_progress", "dist_timeout"})
+
+
+def recorded_options(last_checkpoint: Path) -> dict:
+    """The options a last checkpoint was trained with, as train()'s keywords ({} when there is none).
+
+    Checkpoints written before <model>_config.json existed record them in 'args' beside a few
+    run facts (device, world size, precision used), which are left out.
+    """
+    if not last_checkpoint.is_file():
+        return {}
+    checkpoint = load_checkpoint(last_checkpoint)
+    recorded = checkpoint["config"]["options"] if "config" in checkpoint else checkpoint["args"]
+    known = {keyword_of(option_field) for option_field in option_fields()}
+    return {keyword: value for keyword, value in recorded.items() if keyword in known}

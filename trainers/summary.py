@@ -42,7 +42,7 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
     return (
         "# Training summary\n\nTest metrics are those of each model's best checkpoint (highest val mIoU) on "
         "the test split; mIoU averages the classes present in that split's ground truth, group mIoU the garment "
-        "groups (inference/garment_groups.json) present in it.\n\n" + HEADER + "".join(rows)
+        "groups (evaluation/garment_groups.json) present in it.\n\n" + HEADER + "".join(rows)
     )
 
 

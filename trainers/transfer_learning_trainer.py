@@ -1,23 +1,18 @@
 """TransferLearningTrainer: ModelTrainer for torchvision's DeepLabV3 models with a pretrained backbone.
 
-It changes only what transfer learning changes: the model returns {'out': logits}; the backbone learns
+It changes only what transfer learning changes: the backbone learns
 at backbone_lr_factor times the new head's rate (below 1 for a pretrained backbone, so the first large
 updates of a randomly initialised head do not wreck features learnt on ImageNet; 1 from scratch); and
 the backbone can stay frozen for the first freeze_backbone_epochs epochs while the head settles.
 """
 
-import torch
-
 from trainers.model_trainer import ModelTrainer
 
 
 class TransferLearningTrainer(ModelTrainer):
-    """For models with `.backbone` and `.classifier` whose forward pass returns {'out': logits}."""
+    """For models with `.backbone` and `.classifier` (models.deeplabv3.DeepLabV3Logits)."""
 
     backbone_frozen = False
-
-    def logits_of(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
-        return output["out"]
 
     def parameter_groups(self) -> list[dict]:
         """The head first (its rate is the one the history reports), then the backbone at a lower rate."""
