@@ -1,9 +1,10 @@
-"""The cache preprocess.py writes: as numpy arrays (load_cache), as a torch Dataset, and as a batch
-loader that keeps a whole split on the training device and normalises and augments whole batches there."""
+"""The cache preprocess.py writes: its format, as numpy arrays (load_cache), as a torch Dataset, and as a
+batch loader that keeps a whole split on the training device and normalises and augments whole batches there."""
 
 import json
 import math
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,16 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from helpers.errors import ClothVisionError, error_reason
-from preprocess import CACHE_FORMAT_VERSION, SPLIT_NAMES
 
-REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split")
+# Version 2 added the val and test labels at the annotations' own size.
+CACHE_FORMAT_VERSION = 2
+SPLIT_NAMES = ("train", "val", "test")
+# The splits whose labels the cache also keeps at the annotations' own size, for scoring there.
+NATIVE_LABEL_SPLITS = ("val", "test")
+# A .npz archive (deflated) of uint8 H×W class maps, one entry per image id; meta.json's
+# "native_label_shapes" gives each one's [H, W].
+NATIVE_LABELS_FILE = "native_labels.npz"
+REQUIRED_META_KEYS = ("ids", "image_size", "class_names", "palette", "mean", "std", "split", "native_label_shapes")
 # none: the batches as cached; flip: random horizontal flips; full: random scale, crop or pad back to the
 # training size, flip and colour jitter.
 AUGMENT_CHOICES = ("none", "flip", "full")
@@ -46,6 +54,43 @@ class Cache:
             raise ClothVisionError(f"unknown split '{split}': use one of {', '.join(SPLIT_NAMES)}")
         return np.asarray(self.meta["split"][split], dtype=np.int64)
 
+    def native_labels(self, split: str) -> list[np.ndarray]:
+        """The labels of split ('val' or 'test') at the annotations' own size, uint8 H×W class maps in
+        the order of split_indices(split). Read from disk at each call: only the test evaluation needs
+        them, training never loads them."""
+        ids = [self.meta["ids"][row] for row in self.split_indices(split)]
+        if split not in NATIVE_LABEL_SPLITS:
+            raise ClothVisionError(
+                f"the cache keeps labels at their own size for {' and '.join(NATIVE_LABEL_SPLITS)} only, "
+                f"not for '{split}': score one of those"
+            )
+        path = self.cache_dir / NATIVE_LABELS_FILE
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                labels = [archive[image_id] for image_id in ids]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ClothVisionError(
+                f"cache {path} is incomplete or corrupt ({error_reason(error)}): {rerun_preprocess(self.cache_dir)}"
+            ) from None
+        for image_id, label in zip(ids, labels, strict=True):
+            self._check_native_label(path, image_id, label)
+        return labels
+
+    def _check_native_label(self, path: Path, image_id: str, label: np.ndarray) -> None:
+        expected = tuple(self.meta["native_label_shapes"].get(image_id, ()))
+        largest = int(label.max()) if label.size else 0
+        if label.dtype != np.uint8 or label.shape != expected or largest >= len(self.meta["class_names"]):
+            raise ClothVisionError(
+                f"cache {path} holds a {label.dtype} label of shape {label.shape} with class index {largest} "
+                f"for image {image_id}, but its meta.json describes a uint8 label of shape {expected} with "
+                f"{len(self.meta['class_names'])} classes: {rerun_preprocess(self.cache_dir)}"
+            )
+
+
+def rerun_preprocess(cache_dir: Path) -> str:
+    """The fix for any problem with a cache: build it again."""
+    return f"rerun `python preprocess.py --out {cache_dir}`"
+
 
 def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
     """Open a cache without unpickling anything; any problem says to rerun preprocess.py."""
@@ -53,7 +98,7 @@ def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
     meta_path = cache_dir / "meta.json"
     if not meta_path.is_file():
         raise ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
-    rerun = f"rerun `python preprocess.py --out {cache_dir}`"
+    rerun = rerun_preprocess(cache_dir)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -71,6 +116,9 @@ def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
         raise ClothVisionError(
             f"cache {cache_dir} is incomplete or corrupt ({error_reason(error)}): {rerun}"
         ) from None
+    # Only its presence: the labels themselves are read when an evaluation asks for them.
+    if not (cache_dir / NATIVE_LABELS_FILE).is_file():
+        raise ClothVisionError(f"cache {cache_dir} lacks {NATIVE_LABELS_FILE}: {rerun}")
     missing = [key for key in REQUIRED_META_KEYS if key not in meta]
     if missing:
         raise ClothVisionError(f"cache {meta_path} lacks {', '.join(missing)}: {rerun}")

@@ -7,8 +7,11 @@ Reads either layout the CCP dataset ships in (the original repository's, or the 
 and writes, atomically, a folder holding
     images.npy  uint8 N×3×H×W   (bilinear, antialiased resize)
     labels.npy  uint8 N×H×W     (class indices, nearest resize)
-    meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts.
-Both arrays load with np.load(..., mmap_mode="r"): no pickle.
+    native_labels.npz  the val and test labels at the annotations' own size (uint8 class indices, deflated,
+                one entry per image id), for scoring at that size
+    meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts,
+                the shape of every native label.
+Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle.
 """
 
 import argparse
@@ -19,12 +22,14 @@ import multiprocessing
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from dataset import CACHE_FORMAT_VERSION, NATIVE_LABEL_SPLITS, NATIVE_LABELS_FILE, SPLIT_NAMES
 from helpers.atomic_files import atomic_directory
 from helpers.dataset_layouts import Sample, SourceDataset, find_dataset, find_layout
 from helpers.download import DEFAULT_URL, download_dataset
@@ -32,9 +37,7 @@ from helpers.errors import ClothVisionError, run_cli
 from helpers.image_io import read_rgb_image
 from label_encoder import LabelEncoder
 
-CACHE_FORMAT_VERSION = 1
 DEFAULT_SIZE = (496, 304)
-SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 # torchvision's pretrained backbones expect ImageNet statistics; the U-net is trained with them too.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -43,6 +46,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Decode one photo and its label and resize both to size (H, W): (uint8 3×H×W, uint8 H×W)."""
+    return resize_sample(*decode_sample(sample, encoder), size)
+
+
+def decode_sample(sample: Sample, encoder: LabelEncoder) -> tuple[Image.Image, np.ndarray]:
+    """One photo and its label (uint8 class indices) at their own size, checked to belong together."""
     photo = read_rgb_image(sample.photo_path)
     label = encoder.encode_file(sample.label_path)
     if label.shape != (photo.height, photo.width):
@@ -51,6 +59,11 @@ def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int])
             f"{sample.photo_path} is {photo.width}x{photo.height}: the two files must belong together; "
             "restore both from the dataset"
         )
+    return photo, label
+
+
+def resize_sample(photo: Image.Image, label: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Photo and label resized to size (H, W): (uint8 3×H×W, uint8 H×W)."""
     height, width = size
     # PIL widens the bilinear filter by the shrink factor, i.e. it antialiases when downscaling.
     photo = photo.resize((width, height), Image.Resampling.BILINEAR)
@@ -60,17 +73,21 @@ def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int])
 
 class CacheRowWriter:
     """Converts samples straight into rows of the memory-mapped cache arrays, so worker processes
-    send back only per-class pixel counts instead of pickled images."""
+    send back only per-class pixel counts instead of pickled images, and the label at its own size
+    for the rows in native_rows (val and test)."""
 
-    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]):
+    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int], native_rows: frozenset[int]):
         self.encoder = encoder
         self.size = size
+        self.native_rows = native_rows
         self.images = np.load(cache_dir / "images.npy", mmap_mode="r+")
         self.labels = np.load(cache_dir / "labels.npy", mmap_mode="r+")
 
-    def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray]:
-        self.images[row], self.labels[row] = convert_sample(sample, self.encoder, self.size)
-        return row, np.bincount(self.labels[row].ravel(), minlength=len(self.encoder.class_names))
+    def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray, np.ndarray | None]:
+        photo, native_label = decode_sample(sample, self.encoder)
+        self.images[row], self.labels[row] = resize_sample(photo, native_label, self.size)
+        counts = np.bincount(self.labels[row].ravel(), minlength=len(self.encoder.class_names))
+        return row, counts, native_label if row in self.native_rows else None
 
 
 _worker_writer: CacheRowWriter | None = None
@@ -91,14 +108,21 @@ def keep_freed_memory_for_reuse() -> None:
     mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
 
 
-def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]) -> None:
+def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int], native_rows: frozenset[int]) -> None:
     global _worker_writer
     keep_freed_memory_for_reuse()
-    _worker_writer = CacheRowWriter(cache_dir, encoder, size)
+    _worker_writer = CacheRowWriter(cache_dir, encoder, size, native_rows)
 
 
-def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray]:
+def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray | None]:
     return _worker_writer.write(*task)
+
+
+def add_native_label(archive: zipfile.ZipFile, image_id: str, label: np.ndarray) -> None:
+    """One entry of an .npz archive, written as np.savez_compressed writes it, but one image at a time
+    so the labels never all sit in memory together."""
+    with archive.open(f"{image_id}.npy", "w", force_zip64=True) as entry:
+        np.lib.format.write_array(entry, label, allow_pickle=False)
 
 
 def default_worker_count() -> int:
@@ -144,15 +168,22 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
     tasks = list(enumerate(dataset.samples))
     # Before any conversion: too few images for a split fails at once, not after converting them all.
     split = split_rows(count, seed)
+    native_rows = frozenset(row for name in NATIVE_LABEL_SPLITS for row in split[name])
+    native_label_shapes = {}
     with atomic_directory(out_dir) as building:
         shapes = {"images.npy": (count, 3, height, width), "labels.npy": (count, height, width)}
         for name, shape in shapes.items():
             np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
         # Worker processes even for workers=1: the allocator tuning then never touches the caller's process.
-        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size)) as pool,
+        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size, native_rows)) as pool,
+              zipfile.ZipFile(building / NATIVE_LABELS_FILE, "w", zipfile.ZIP_DEFLATED) as native_labels,
               tqdm(total=count, desc="preprocess", unit="image", disable=None) as progress):
-            for row, counts in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
+            for row, counts, native_label in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
                 pixel_counts[row] = counts
+                if native_label is not None:
+                    image_id = dataset.samples[row].image_id
+                    add_native_label(native_labels, image_id, native_label)
+                    native_label_shapes[image_id] = list(native_label.shape)
                 progress.update()
         meta = {
             "format_version": CACHE_FORMAT_VERSION,
@@ -168,6 +199,8 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
             "split_fractions": list(SPLIT_FRACTIONS),
             "seed": seed,
             "train_class_pixel_counts": pixel_counts[split["train"]].sum(axis=0).tolist(),
+            # In id order, whatever order the workers finished in.
+            "native_label_shapes": dict(sorted(native_label_shapes.items())),
         }
         (building / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return meta

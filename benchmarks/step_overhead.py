@@ -15,9 +15,9 @@ from torch import nn
 
 from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
-from dataset import IGNORE_INDEX, Cache
+from dataset import CACHE_FORMAT_VERSION, IGNORE_INDEX, Cache
 from evaluation.garment_groups import table_class_names
-from preprocess import CACHE_FORMAT_VERSION, IMAGENET_MEAN, IMAGENET_STD
+from preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 # The CCP class list, whose garment groups a trainer looks up.
 CLASS_NAMES = table_class_names()
@@ -25,7 +25,8 @@ NUM_CLASSES = len(CLASS_NAMES)
 
 
 def synthetic_cache(num_images: int, image_size: tuple[int, int], seed: int = 0) -> Cache:
-    """An in-memory cache of random images and labels; every image is in the train split."""
+    """An in-memory cache of random images and labels; every image is in the train split. It has no
+    labels at their own size (training never reads them)."""
     rng = np.random.default_rng(seed)
     height, width = image_size
     labels = rng.integers(0, NUM_CLASSES, size=(num_images, height, width), dtype=np.uint8)
@@ -39,6 +40,7 @@ def synthetic_cache(num_images: int, image_size: tuple[int, int], seed: int = 0)
         "ids": [f"{index:04d}" for index in range(num_images)],
         "split": {"train": list(range(num_images)), "val": [0], "test": [0]},
         "train_class_pixel_counts": np.bincount(labels.ravel(), minlength=NUM_CLASSES).tolist(),
+        "native_label_shapes": {},
     }
     images = rng.integers(0, 256, size=(num_images, 3, height, width), dtype=np.uint8)
     return Cache(images, labels, meta, Path("synthetic"))

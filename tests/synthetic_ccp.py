@@ -38,14 +38,22 @@ def _image_ids(count: int) -> list[str]:
     return [f"{index:04d}" for index in range(1, count + 1)]
 
 
-def write_ccp_layout(root: Path, count: int = 6, size: tuple[int, int] = (40, 28), seed: int = 0) -> Path:
+def _image_sizes(count: int, size: tuple[int, int], taller_by: int) -> list[tuple[int, int]]:
+    """(H, W) of each image: every one taller_by pixels taller than the one before, as the real photos
+    vary in height."""
+    height, width = size
+    return [(height + index * taller_by, width) for index in range(count)]
+
+
+def write_ccp_layout(root: Path, count: int = 6, size: tuple[int, int] = (40, 28), seed: int = 0,
+                     taller_by: int = 0) -> Path:
     """photos/NNNN.jpg, annotations/pixel-level/NNNN.mat ('groundtruth'), label_list.mat ('label_list')."""
     root = Path(root)
     (root / "photos").mkdir(parents=True, exist_ok=True)
     (root / "annotations" / "pixel-level").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    for image_id in _image_ids(count):
-        label = synthetic_label(*size, rng)
+    for image_id, image_size in zip(_image_ids(count), _image_sizes(count, size, taller_by), strict=True):
+        label = synthetic_label(*image_size, rng)
         Image.fromarray(synthetic_photo(label, rng)).save(root / "photos" / f"{image_id}.jpg", quality=95)
         scipy.io.savemat(root / "annotations" / "pixel-level" / f"{image_id}.mat", {"groundtruth": label})
     names = np.empty((1, NUM_CLASSES), dtype=object)
@@ -55,7 +63,8 @@ def write_ccp_layout(root: Path, count: int = 6, size: tuple[int, int] = (40, 28
     return root
 
 
-def write_kaggle_layout(root: Path, count: int = 6, size: tuple[int, int] = (40, 28), seed: int = 0) -> Path:
+def write_kaggle_layout(root: Path, count: int = 6, size: tuple[int, int] = (40, 28), seed: int = 0,
+                        taller_by: int = 0) -> Path:
     """images/, labels/pixel_level_labels_colored/ (PNG), labels/pixel_level_labels_mat/, class_dict.csv."""
     root = Path(root)
     colored = root / "labels" / "pixel_level_labels_colored"
@@ -65,8 +74,8 @@ def write_kaggle_layout(root: Path, count: int = 6, size: tuple[int, int] = (40,
     rng = np.random.default_rng(seed)
     palette = np.array(PALETTE, dtype=np.uint8)
     rows = []
-    for image_id in _image_ids(count):
-        label = synthetic_label(*size, rng)
+    for image_id, image_size in zip(_image_ids(count), _image_sizes(count, size, taller_by), strict=True):
+        label = synthetic_label(*image_size, rng)
         Image.fromarray(synthetic_photo(label, rng)).save(root / "images" / f"{image_id}.jpg", quality=95)
         Image.fromarray(palette[label]).save(colored / f"{image_id}.png")
         scipy.io.savemat(mats / f"{image_id}.mat", {"groundtruth": label})

@@ -1,11 +1,12 @@
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from dataset import CustomClothingDataset, DeviceBatchLoader, load_cache
+from dataset import CACHE_FORMAT_VERSION, CustomClothingDataset, DeviceBatchLoader, load_cache
 from helpers.errors import ClothVisionError
 from preprocess import preprocess, split_rows
 
@@ -13,17 +14,21 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def write_cache(cache_dir, count=40, size=(6, 5), seed=0):
-    """A cache in preprocess.py's format whose random labels identify their row, flipped or not."""
+    """A cache in preprocess.py's format whose random labels identify their row, flipped or not; the
+    val and test images' labels at their own size are 9 + row tall and 7 wide."""
     rng = np.random.default_rng(seed)
     cache_dir.mkdir(parents=True)
     np.save(cache_dir / "images.npy", rng.integers(0, 256, size=(count, 3, *size), dtype=np.uint8))
     np.save(cache_dir / "labels.npy", rng.integers(0, 59, size=(count, *size), dtype=np.uint8))
-    meta = {"format_version": 1, "source_layout": "ccp", "source_dir": "/nowhere",
+    ids, split = [f"{index:04d}" for index in range(1, count + 1)], split_rows(count, seed=0)
+    native = {ids[row]: rng.integers(0, 59, size=(9 + row, 7), dtype=np.uint8) for row in split["val"] + split["test"]}
+    np.savez_compressed(cache_dir / "native_labels.npz", **native)
+    meta = {"format_version": CACHE_FORMAT_VERSION, "source_layout": "ccp", "source_dir": "/nowhere",
             "class_names": [f"class{index}" for index in range(59)],
             "palette": [[index, 0, 0] for index in range(59)], "image_size": list(size),
-            "mean": MEAN, "std": STD,
-            "ids": [f"{index:04d}" for index in range(1, count + 1)], "split": split_rows(count, seed=0),
-            "split_fractions": [0.7, 0.15, 0.15], "seed": 0, "train_class_pixel_counts": [0] * 59}
+            "mean": MEAN, "std": STD, "ids": ids, "split": split,
+            "split_fractions": [0.7, 0.15, 0.15], "seed": 0, "train_class_pixel_counts": [0] * 59,
+            "native_label_shapes": {image_id: list(label.shape) for image_id, label in native.items()}}
     (cache_dir / "meta.json").write_text(json.dumps(meta))
     return cache_dir
 
@@ -69,12 +74,30 @@ def test_missing_cache_says_to_run_preprocess(tmp_path):
         load_cache(tmp_path / "nowhere")
 
 
-def test_other_format_version_says_to_rerun_preprocess(tmp_path):
+def test_cache_from_before_native_labels_says_to_rerun_preprocess(tmp_path):
+    # Version 1 caches had no labels at their own size.
     cache_dir = write_cache(tmp_path / "cache")
+    (cache_dir / "native_labels.npz").unlink()
     meta = json.loads((cache_dir / "meta.json").read_text())
-    (cache_dir / "meta.json").write_text(json.dumps({**meta, "format_version": 2}))
-    with pytest.raises(ClothVisionError, match="has format version 2, this code reads version 1: rerun"):
+    del meta["native_label_shapes"]
+    (cache_dir / "meta.json").write_text(json.dumps({**meta, "format_version": 1}))
+    expected = (f"cache {cache_dir} has format version 1, this code reads version 2: "
+                f"rerun `python preprocess.py --out {cache_dir}`")
+    with pytest.raises(ClothVisionError) as raised:
         load_cache(cache_dir)
+    assert str(raised.value) == expected
+
+
+def test_native_labels_are_read_in_split_order_with_their_own_shapes(cache):
+    for split in ("val", "test"):
+        labels = cache.native_labels(split)
+        rows = cache.split_indices(split)
+        assert [label.shape for label in labels] == [(9 + row, 7) for row in rows]
+        assert all(label.dtype == np.uint8 for label in labels)
+    with np.load(cache.cache_dir / "native_labels.npz") as archive:
+        np.testing.assert_array_equal(cache.native_labels("test")[2], archive[cache.meta["ids"][rows[2]]])
+    with pytest.raises(ClothVisionError, match="labels at their own size for val and test only, not for 'train'"):
+        cache.native_labels("train")
 
 
 @pytest.mark.parametrize("damage", [
@@ -83,6 +106,7 @@ def test_other_format_version_says_to_rerun_preprocess(tmp_path):
     lambda cache_dir: (cache_dir / "meta.json").write_text('{"format_version": 1, "ids": []}'),
     lambda cache_dir: np.save(cache_dir / "labels.npy", np.zeros((40, 6, 4), dtype=np.uint8)),
     lambda cache_dir: np.save(cache_dir / "labels.npy", np.array([{"pickled": 1}] * 40), allow_pickle=True),
+    lambda cache_dir: (cache_dir / "native_labels.npz").unlink(),
 ])
 def test_damaged_cache_says_to_rerun_preprocess(tmp_path, damage):
     cache_dir = write_cache(tmp_path / "cache")
@@ -90,6 +114,34 @@ def test_damaged_cache_says_to_rerun_preprocess(tmp_path, damage):
     with pytest.raises(ClothVisionError, match="rerun `python preprocess.py --out") as raised:
         load_cache(cache_dir)
     assert "\n" not in str(raised.value)
+
+
+def replace_meta(cache_dir, **changes):
+    meta = json.loads((cache_dir / "meta.json").read_text())
+    (cache_dir / "meta.json").write_text(json.dumps({**meta, **changes}))
+
+
+def replace_native_label(cache_dir, value):
+    """Every label at its own size becomes one of the same shape holding only class index value."""
+    with np.load(cache_dir / "native_labels.npz") as archive:
+        labels = {image_id: np.full_like(archive[image_id], value) for image_id in archive.files}
+    np.savez_compressed(cache_dir / "native_labels.npz", **labels)
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda cache_dir: (cache_dir / "native_labels.npz").write_bytes(b"PK\x03\x04 truncated"), "corrupt"),
+    (lambda cache_dir: np.savez_compressed(cache_dir / "native_labels.npz", other=np.zeros(1, np.uint8)), "corrupt"),
+    (lambda cache_dir: replace_meta(cache_dir, native_label_shapes={}), "describes a uint8 label of shape ()"),
+    (lambda cache_dir: replace_native_label(cache_dir, 200), "with class index 200"),
+])
+def test_damaged_native_labels_say_to_rerun_preprocess(tmp_path, damage, problem):
+    cache_dir = write_cache(tmp_path / "cache")
+    damage(cache_dir)
+    # The labels at their own size are read only when asked for, so the cache still opens.
+    cache = load_cache(cache_dir)
+    with pytest.raises(ClothVisionError, match=f"{re.escape(problem)}.*rerun `python preprocess.py --out") as raised:
+        cache.native_labels("val")
+    assert "\n" not in str(raised.value) and str(cache_dir / "native_labels.npz") in str(raised.value)
 
 
 def test_dataset_items_are_normalised_images_and_long_labels(cache):

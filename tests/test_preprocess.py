@@ -6,6 +6,7 @@ import scipy.io
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout, write_kaggle_layout
 
+from dataset import load_cache
 from helpers.errors import run_cli
 from label_encoder import generate_palette
 from preprocess import main, preprocess, split_rows
@@ -30,7 +31,8 @@ def read_cache(cache_dir):
 
 def test_original_layout_cache_holds_resized_photos_labels_and_meta(ccp_synthetic, tmp_path):
     cache_dir = preprocess(ccp_synthetic, tmp_path / "cache", size=SIZE, workers=1)
-    assert sorted(path.name for path in cache_dir.iterdir()) == ["images.npy", "labels.npy", "meta.json"]
+    assert sorted(path.name for path in cache_dir.iterdir()) == ["images.npy", "labels.npy", "meta.json",
+                                                                 "native_labels.npz"]
     images, labels, meta = read_cache(cache_dir)
     assert images.dtype == np.uint8 and images.shape == (6, 3, *SIZE)
     assert labels.dtype == np.uint8 and labels.shape == (6, *SIZE)
@@ -40,7 +42,7 @@ def test_original_layout_cache_holds_resized_photos_labels_and_meta(ccp_syntheti
         np.testing.assert_array_equal(labels[row], nearest_resized(groundtruth["groundtruth"]))
         photo = ccp_synthetic / "photos" / f"{image_id}.jpg"
         np.testing.assert_array_equal(images[row], bilinear_resized(photo))
-    assert meta["format_version"] == 1 and meta["source_layout"] == "ccp"
+    assert meta["format_version"] == 2 and meta["source_layout"] == "ccp"
     assert meta["source_dir"] == str(ccp_synthetic.resolve())
     assert meta["class_names"] == CLASS_NAMES and meta["palette"] == generate_palette(59)
     assert meta["image_size"] == list(SIZE) and meta["seed"] == 0
@@ -62,6 +64,33 @@ def test_kaggle_layout_labels_come_from_the_colours_and_match_the_original_layou
     np.testing.assert_array_equal(kaggle_images, original_images)
     assert meta["source_layout"] == "kaggle"
     assert meta["class_names"] == ["none"] + CLASS_NAMES[1:] and meta["palette"] == PALETTE
+
+
+def assert_native_labels_are_the_annotations(cache, mat_folder):
+    """The val and test labels at their own size equal the .mat annotations in mat_folder."""
+    for split in ("val", "test"):
+        ids = [cache.meta["ids"][row] for row in cache.split_indices(split)]
+        labels = cache.native_labels(split)
+        assert len(labels) == len(ids) > 0
+        for image_id, label in zip(ids, labels, strict=True):
+            assert label.dtype == np.uint8
+            groundtruth = scipy.io.loadmat(mat_folder / f"{image_id}.mat")["groundtruth"]
+            np.testing.assert_array_equal(label, groundtruth, err_msg=image_id)
+            assert cache.meta["native_label_shapes"][image_id] == list(label.shape)
+    train_ids = {cache.meta["ids"][row] for row in cache.split_indices("train")}
+    assert not train_ids & set(cache.meta["native_label_shapes"])
+
+
+@pytest.mark.parametrize(("write_layout", "mat_folder"), [(write_ccp_layout, "annotations/pixel-level"),
+                                                         (write_kaggle_layout, "labels/pixel_level_labels_mat")])
+def test_val_and_test_labels_are_kept_at_their_own_size_in_either_layout(tmp_path, write_layout, mat_folder):
+    # Heights 40 to 49 and 28 wide, cached at 20x14: every native label has its own shape. The Kaggle
+    # layout's are decoded from its colour PNGs and must equal the class indices of its .mat copies.
+    root = write_layout(tmp_path / "data", count=10, taller_by=1)
+    cache = load_cache(preprocess(root, tmp_path / "cache", size=SIZE, workers=2))
+    assert_native_labels_are_the_annotations(cache, root / mat_folder)
+    assert {tuple(shape) for shape in cache.meta["native_label_shapes"].values()} == {
+        (40 + row, 28) for name in ("val", "test") for row in cache.split_indices(name)}
 
 
 def test_parallel_workers_write_the_same_cache_as_one_process(ccp_synthetic, tmp_path):
@@ -141,6 +170,7 @@ def test_real_cache_of_40_images_equals_the_nearest_resized_mat_files(real_ccp_d
         np.testing.assert_array_equal(labels[row], nearest_resized(groundtruth["groundtruth"], size),
                                       err_msg=image_id)
     np.testing.assert_array_equal(images[7], bilinear_resized(real_ccp_dir / "photos" / "0008.jpg", size))
+    assert_native_labels_are_the_annotations(load_cache(cache_dir), real_ccp_dir / "annotations" / "pixel-level")
     background_share = meta["train_class_pixel_counts"][0] / sum(meta["train_class_pixel_counts"])
     assert 0.6 < background_share < 0.9
 
@@ -148,8 +178,13 @@ def test_real_cache_of_40_images_equals_the_nearest_resized_mat_files(real_ccp_d
 def test_real_kaggle_sample_gives_the_same_cache_as_the_original_layout(real_ccp_dir, kaggle_sample_dir,
                                                                        tmp_path):
     size = (62, 38)
-    original = read_cache(preprocess(real_ccp_dir, tmp_path / "original", size=size, limit=24, workers=2))
-    kaggle = read_cache(preprocess(kaggle_sample_dir, tmp_path / "kaggle", size=size, workers=2))
+    original_dir = preprocess(real_ccp_dir, tmp_path / "original", size=size, limit=24, workers=2)
+    kaggle_dir = preprocess(kaggle_sample_dir, tmp_path / "kaggle", size=size, workers=2)
+    original, kaggle = read_cache(original_dir), read_cache(kaggle_dir)
+    for split in ("val", "test"):
+        for kaggle_label, original_label in zip(load_cache(kaggle_dir).native_labels(split),
+                                                load_cache(original_dir).native_labels(split), strict=True):
+            np.testing.assert_array_equal(kaggle_label, original_label)
     assert kaggle[2]["ids"] == original[2]["ids"] and kaggle[2]["source_layout"] == "kaggle"
     np.testing.assert_array_equal(kaggle[1], original[1])
     np.testing.assert_array_equal(kaggle[0], original[0])

@@ -200,6 +200,29 @@ def test_failed_rerun_keeps_the_previous_cache(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "ccp"]
 
 
+def test_failure_while_writing_native_labels_leaves_the_previous_cache_whole(tmp_path, capsys, monkeypatch):
+    import preprocess
+
+    root = write_ccp_layout(tmp_path / "ccp")
+    out_dir = tmp_path / "cache"
+    assert run_preprocess(root, out_dir, capsys)[0] == 0
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    written = []
+
+    def disk_full_after_one(archive, image_id, label):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(image_id)
+        add_native_label(archive, image_id, label)
+
+    add_native_label = preprocess.add_native_label
+    monkeypatch.setattr(preprocess, "add_native_label", disk_full_after_one)
+    with pytest.raises(OSError, match="No space left"):
+        run_preprocess(root, out_dir, capsys)
+    assert written and {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "ccp"]
+
+
 def test_error_in_a_worker_process_is_still_one_line(tmp_path, capsys):
     root = write_ccp_layout(tmp_path / "ccp")
     culprit, problem = photo_not_a_jpeg(root)

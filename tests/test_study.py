@@ -107,7 +107,11 @@ def test_summary_row_comes_from_the_history_and_test_files(tmp_path):
     assert summary.seconds_per_epoch == pytest.approx(4.0) and summary.test_miou == 0.25
     assert summary.test_group_miou == 0.5
     assert summary.learning_rates == "all 0.001 (1.00 M parameters)"
-    assert "| 0.8000 | 0.5000 | 4.0 |" in summary_markdown([summary])
+    assert "| 0.9000 | 0.2500 | 0.8000 | 0.5000 | 4.0 |" in summary_markdown([summary])
+    intervals = {"pixel_accuracy": [0.88, 0.915], "miou": [0.22, 0.28], "group_miou": [0.45, 0.55]}
+    with_intervals = study_report.model_summary("unet", read_back, {**report, "intervals": intervals}, parameters=123)
+    assert ("| 90.0 % (88.0–91.5) | 25.0 % (22.0–28.0) | 0.8000 | 50.0 % (45.0–55.0) | 4.0 |"
+            in summary_markdown([summary, with_intervals]))
 
 
 def old_test_report(confusion: list[list[int]]) -> dict:
@@ -235,10 +239,15 @@ def test_results_table_reads_every_run_of_a_results_folder(tmp_path):
         report = {**{key: metrics[key] for key in ("pixel_accuracy", "mean_accuracy", "miou", "fw_iou")},
                   "per_class_iou": dict(zip(names, metrics["per_class_iou"], strict=True)),
                   "confusion_matrix": confusion}
+        if folder != tmp_path:
+            report["intervals"] = {"pixel_accuracy": [0.7, 0.9], "miou": [0.3, 0.6], "group_miou": [0.4, 0.95]}
         (folder / "unet_test.json").write_text(json.dumps(report))
     rows = [line.split(" | ") for line in results_table.results_table(tmp_path).splitlines()[2:]]
     assert [row[0].strip("| ") for row in rows] == ["all-background baseline", "unet", "unet, augment flip"]
-    assert rows[0][2] == "60.0 %" and rows[1][1] == "1 (2)" and rows[1][2] == "90.0 %" and rows[2][2] == "80.0 %"
+    assert rows[0][2] == "60.0 %" and rows[1][1] == "1 (2)" and rows[1][2] == "90.0 %"
+    # A report with intervals shows them beside pixel accuracy, mIoU and group mIoU, not the other metrics.
+    assert rows[2][2] == "80.0 % (70.0–90.0)" and rows[2][3].endswith("%") and "(" not in rows[2][3]
+    assert rows[2][4].endswith("(30.0–60.0)") and rows[2][6].endswith("(40.0–95.0) |")
     with pytest.raises(ClothVisionError, match="holds no <model>_test.json"):
         results_table.results_table(tmp_path / "augment-flip" / "empty")
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.bootstrap import format_with_interval
 from helpers.atomic_files import atomic_write_text
 
 
@@ -21,6 +22,15 @@ class ModelSummary:
     test_group_miou: float
     seconds_per_epoch: float
     learning_rates: str
+    # The test report's 95 % bootstrap intervals, {"pixel_accuracy"|"miou"|"group_miou": [low, high]};
+    # None for reports written before they existed.
+    test_intervals: dict | None = None
+
+    def test_cell(self, metric: str, value: float) -> str:
+        """A test metric as a fraction, or, when the report has intervals, as '9.3 % (8.1–10.4)'."""
+        if self.test_intervals is None:
+            return f"{value:.4f}"
+        return format_with_interval(value, self.test_intervals[metric])
 
 
 HEADER = (
@@ -33,16 +43,18 @@ HEADER = (
 def summary_markdown(summaries: list[ModelSummary]) -> str:
     rows = [
         f"| {item.model_name} | {item.parameters / 1e6:.2f} M | {item.epochs_run} "
-        f"| {item.best_val_miou:.4f} ({item.best_epoch}) | {item.test_pixel_accuracy:.4f} "
-        f"| {item.test_miou:.4f} "
-        f"| {item.test_fw_iou:.4f} | {item.test_group_miou:.4f} | {item.seconds_per_epoch:.1f} "
+        f"| {item.best_val_miou:.4f} ({item.best_epoch}) "
+        f"| {item.test_cell('pixel_accuracy', item.test_pixel_accuracy)} | {item.test_cell('miou', item.test_miou)} "
+        f"| {item.test_fw_iou:.4f} | {item.test_cell('group_miou', item.test_group_miou)} "
+        f"| {item.seconds_per_epoch:.1f} "
         f"| {item.learning_rates} |\n"
         for item in summaries
     ]
     return (
         "# Training summary\n\nTest metrics are those of each model's best checkpoint (highest val mIoU) on "
         "the test split; mIoU averages the classes present in that split's ground truth, group mIoU the garment "
-        "groups (evaluation/garment_groups.json) present in it.\n\n" + HEADER + "".join(rows)
+        "groups (evaluation/garment_groups.json) present in it; in brackets, where measured, the 95 % bootstrap "
+        "interval over the test images.\n\n" + HEADER + "".join(rows)
     )
 
 

@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+
+from evaluation.bootstrap import (
+    ImageStatistics,
+    bootstrap_intervals,
+    format_with_interval,
+    group_matrices,
+    image_statistics,
+    metric_per_resample,
+    paired_difference,
+    pixel_counts,
+    resample_weights,
+)
+
+# Two images, three classes (rows true, columns predicted). Class 2 is neither labelled nor predicted in A;
+# class 1 is not labelled in B but predicted once there.
+IMAGE_A = [[5, 1, 0], [0, 2, 0], [0, 0, 0]]
+IMAGE_B = [[4, 1, 1], [0, 0, 0], [0, 0, 3]]
+HAND_MATRICES = np.array([IMAGE_A, IMAGE_B])
+
+
+def realistic_matrices(seed: int, images: int = 40, classes: int = 12) -> np.ndarray:
+    """Per-image matrices with a dominant background, mostly right, a few classes rare and badly found."""
+    rng = np.random.default_rng(seed)
+    matrices = np.zeros((images, classes, classes), dtype=np.int64)
+    for matrix in matrices:
+        shown = rng.random(classes) < np.linspace(1.0, 0.1, classes)
+        for true_class in np.flatnonzero(shown):
+            pixels = int(rng.integers(50, 5000 if true_class else 50000))
+            skill = rng.uniform(0.2, 0.95) if true_class < classes - 2 else 0.05
+            matrix[true_class] = rng.multinomial(pixels, np.where(np.arange(classes) == true_class, skill,
+                                                                  (1 - skill) / (classes - 1)))
+    return matrices
+
+
+def test_pixel_counts_and_group_matrices_by_hand():
+    counts = pixel_counts(HAND_MATRICES)
+    np.testing.assert_array_equal(counts.correct, [[5, 2, 0], [4, 0, 3]])
+    np.testing.assert_array_equal(counts.labelled, [[6, 2, 0], [6, 0, 3]])
+    np.testing.assert_array_equal(counts.predicted, [[5, 3, 0], [4, 1, 4]])
+    # Classes 1 and 2 form group 1: a class-2 pixel taken for class 1 is right at the group level.
+    np.testing.assert_array_equal(group_matrices(HAND_MATRICES, np.array([0, 1, 1])),
+                                  [[[5, 1], [0, 2]], [[4, 2], [0, 3]]])
+    with pytest.raises(ValueError, match="one per class"):
+        group_matrices(HAND_MATRICES, np.array([0, 1]))
+
+
+def test_metrics_of_hand_picked_resamples_follow_the_fixed_class_set_rule():
+    statistics = image_statistics(HAND_MATRICES)
+    # Whole split, A twice, B twice.
+    weights = np.array([[1, 1], [2, 0], [0, 2]])
+    np.testing.assert_allclose(metric_per_resample(statistics, "pixel_accuracy", weights), [14 / 17, 7 / 8, 7 / 9])
+    # Whole split: IoUs 9/12, 2/4, 3/4. A twice: 10/12, 4/6, and class 2 (neither labelled nor predicted)
+    # keeps its whole-split 3/4. B twice: 8/12, 0 for class 1 (predicted, never labelled), 6/8.
+    expected_miou = [(3 / 4 + 1 / 2 + 3 / 4) / 3, (5 / 6 + 2 / 3 + 3 / 4) / 3, (2 / 3 + 0 + 3 / 4) / 3]
+    np.testing.assert_allclose(metric_per_resample(statistics, "miou", weights), expected_miou)
+    # Groups {0}, {1, 2}: whole split [[9, 3], [0, 5]] -> IoUs 9/12, 5/8.
+    grouped = image_statistics(HAND_MATRICES, np.array([0, 1, 1]))
+    np.testing.assert_allclose(metric_per_resample(grouped, "group_miou", weights[:1]), [(9 / 12 + 5 / 8) / 2])
+    with pytest.raises(ValueError, match="group_miou needs the statistics built with class_groups"):
+        metric_per_resample(statistics, "group_miou", weights)
+
+
+def test_resample_weights_are_seeded_draws_of_every_image_count():
+    weights = resample_weights(7, resamples=50, seed=3)
+    assert weights.shape == (50, 7) and (weights.sum(axis=1) == 7).all() and (weights >= 0).all()
+    np.testing.assert_array_equal(weights, resample_weights(7, resamples=50, seed=3))
+    assert not np.array_equal(weights, resample_weights(7, resamples=50, seed=4))
+    # Some image is drawn twice or more in almost every resample, so these are not permutations.
+    assert (weights.max(axis=1) > 1).mean() > 0.9
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_intervals_contain_the_point_estimate(seed):
+    statistics = image_statistics(realistic_matrices(seed), np.arange(12) // 3)
+    intervals = bootstrap_intervals(statistics, seed=seed)
+    assert sorted(intervals) == ["group_miou", "miou", "pixel_accuracy"]
+    ones = np.ones((1, 40), dtype=np.int64)
+    for metric, (low, high) in intervals.items():
+        point = metric_per_resample(statistics, metric, ones)[0]
+        assert low < point < high, metric
+        assert high - low < 0.3
+    assert bootstrap_intervals(statistics, seed=seed) == intervals
+    assert bootstrap_intervals(statistics, seed=seed + 10) != intervals
+
+
+def test_identical_images_give_a_zero_width_interval_at_the_point_estimate():
+    matrices = np.repeat(realistic_matrices(0, images=1), 25, axis=0)
+    statistics = image_statistics(matrices, np.arange(12) // 3)
+    single = image_statistics(matrices[:1], np.arange(12) // 3)
+    for metric, (low, high) in bootstrap_intervals(statistics).items():
+        point = metric_per_resample(single, metric, np.ones((1, 1), dtype=np.int64))[0]
+        assert low == pytest.approx(point, abs=1e-12) and high == pytest.approx(point, abs=1e-12), metric
+
+
+def test_a_model_compared_with_itself_differs_by_exactly_zero():
+    statistics = image_statistics(realistic_matrices(1), np.arange(12) // 3)
+    for metric in ("pixel_accuracy", "miou", "group_miou"):
+        assert paired_difference(statistics, statistics, metric) == {"difference": 0.0, "interval": [0.0, 0.0]}
+
+
+def test_paired_difference_of_a_better_model_is_positive_and_narrower_than_unpaired_intervals():
+    matrices = realistic_matrices(2)
+    # Model a turns a tenth of every class's errors into correct pixels: better on every image.
+    errors = matrices * (1 - np.eye(12, dtype=np.int64))
+    fixed = errors // 10
+    better = matrices - fixed + fixed.sum(axis=2)[:, :, None] * np.eye(12, dtype=np.int64)
+    statistics_a, statistics_b = image_statistics(better), image_statistics(matrices)
+    ones = np.ones((1, 40), dtype=np.int64)
+    result = paired_difference(statistics_a, statistics_b)
+    expected = (metric_per_resample(statistics_a, "miou", ones) - metric_per_resample(statistics_b, "miou", ones))[0]
+    assert result["difference"] == pytest.approx(expected) and expected > 0
+    low, high = result["interval"]
+    assert 0 < low < expected < high
+    # The images' own difficulty cancels out: the paired interval is narrower than either model's own.
+    own_low, own_high = bootstrap_intervals(statistics_b)["miou"]
+    assert high - low < (own_high - own_low) / 3
+
+
+def test_paired_difference_refuses_models_scored_on_other_pixels():
+    matrices = realistic_matrices(0)
+    with pytest.raises(ValueError, match="same images, in the same order, at the same size"):
+        paired_difference(image_statistics(matrices), image_statistics(matrices[::-1]))
+
+
+def test_statistics_without_any_labelled_pixel_are_refused():
+    empty = ImageStatistics(pixel_counts(np.zeros((3, 4, 4), dtype=np.int64)))
+    with pytest.raises(ValueError, match="no image has a labelled pixel"):
+        bootstrap_intervals(empty)
+
+
+def test_format_with_interval_shows_percentages():
+    assert format_with_interval(0.093, [0.0812, 0.1036]) == "9.3 % (8.1–10.4)"
+    assert format_with_interval(0.8575, [0.85, 0.8649], digits=2) == "85.75 % (85.00–86.49)"
