@@ -10,7 +10,6 @@ inference, evaluation and export never read.
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import torch
@@ -18,7 +17,9 @@ import torch
 from helpers.atomic_files import atomic_write_text
 from helpers.checkpoint import load_checkpoint, save_checkpoint
 from helpers.errors import ClothVisionError
-from trainers.distributed import wait_for_all_processes
+from trainers.distributed import copy_buffers_from_rank_zero, wait_for_all_processes
+from trainers.native_evaluation import evaluate_at_native_size
+from trainers.report import build_test_report, describe_report, write_test_report
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
 
@@ -136,34 +137,28 @@ class CheckpointingMixin:
         return finished + 1
 
     def test(self) -> dict:
-        """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""
+        """Evaluate the best checkpoint on the test split at the annotations' own size; rank 0 writes
+        <model>_test.json and the per-image confusion matrices <model>_test_images.npz."""
         wait_for_all_processes()
         self.model.load_state_dict(load_checkpoint(self.best_checkpoint_path)["state_dict"])
-        metrics = self.evaluate("test")
-        report = {
-            "model_name": self.model_name,
-            "checkpoint": str(self.best_checkpoint_path),
-            "best_epoch": self.best_epoch,
-            "split": "test",
-            "num_images": len(self.loaders["test"].ids),
-            "loss": metrics["loss"],
-            "pixel_accuracy": metrics["pixel_accuracy"],
-            "mean_accuracy": metrics["mean_accuracy"],
-            "miou": metrics["miou"],
-            "fw_iou": metrics["fw_iou"],
-            "learning_rates": self.starting_learning_rates,
-            "precision": self.precision.name,
-            "augment": self.options.augment,
-            "per_class_iou": metrics["iou_by_class_name"],
-            "garment_groups": metrics["garment_groups"],
-            "confusion_matrix": metrics["confusion_matrix"].tolist(),
-        }
+        copy_buffers_from_rank_zero(self.model)
+        loader = self.loaders["test"]
+        metrics = evaluate_at_native_size(self.forward_module, loader, self.cache.native_labels("test"),
+                                          self.precision, self.garment_groups, self.class_weights, self.options.tta)
+        report = build_test_report(
+            {
+                "model_name": self.model_name,
+                "checkpoint": str(self.best_checkpoint_path),
+                "best_epoch": self.best_epoch,
+                "learning_rates": self.starting_learning_rates,
+                "precision": self.precision.name,
+                "augment": self.options.augment,
+            },
+            "test",
+            loader.ids,
+            metrics,
+        )
         if self.distributed.is_main:
-            atomic_write_text(self.output_dir / f"{self.model_name}_test.json", json.dumps(report, indent=1) + "\n")
-            self.log(
-                f"{self.model_name} test (best epoch {self.best_epoch}): pixel accuracy "
-                f"{report['pixel_accuracy']:.4f}, mean accuracy {report['mean_accuracy']:.4f}, "
-                f"mIoU {report['miou']:.4f}, fw-IoU {report['fw_iou']:.4f}, "
-                f"garment-group mIoU {report['garment_groups']['miou']:.4f}"
-            )
+            write_test_report(report, metrics, loader.ids, self.output_dir / f"{self.model_name}_test.json")
+            self.log(f"{self.model_name} test (best epoch {self.best_epoch}): {describe_report(report)}")
         return report

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 
 import torch
+from evaluation.test_time_augmentation import TTA_CHOICES
 
 from dataset import AUGMENT_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
@@ -22,7 +23,7 @@ CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
 # class covering every pixel and 50.5 for a very rare one.
 LOG_FREQUENCY_OFFSET = 1.02
 # The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
-OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "distributed", "output")
+OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "evaluation", "distributed", "output")
 
 
 def option(
@@ -146,6 +147,14 @@ class TrainingOptions:
         choices=PRECISION_CHOICES,
     )
     compile_model: bool = option(False, "compile the model with torch.compile", "precision", flag="--compile")
+    # evaluation
+    tta: str = option(
+        "none",
+        "test-time augmentation of the final test evaluation: none, or flip (the mean of the logits of each image "
+        "and of its mirror image)",
+        "evaluation",
+        choices=TTA_CHOICES,
+    )
     # distributed
     sync_batchnorm: bool = option(
         False, "under torchrun on GPUs, compute BatchNorm statistics over all processes' batches", "distributed"
