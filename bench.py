@@ -15,7 +15,8 @@ Prints one Markdown table:
                         by the description of the garments of its label (shares and colours)
   9. CPU deployment     per model (U-net, MobileNetV3): inference in PyTorch float32 vs PyTorch at the CPU
                         precision and vs the model exported to ONNX, in ONNX Runtime (needs requirements-export.txt)
-  10. denormal numbers  with --trained-checkpoint: its inference vs the same model freshly initialised
+  10. flip TTA         per model (U-net, MobileNetV3): inference with flip test-time augmentation vs without
+  11. denormal numbers  with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -43,6 +44,7 @@ from benchmarks.model_rows import ModelSetting, measure_inference, measure_train
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
 from benchmarks.step_overhead import NUM_CLASSES
 from benchmarks.table import Row, markdown_table
+from benchmarks.tta_rows import measure_flip_cost
 from dataset import load_cache
 from helpers.atomic_files import atomic_write_text
 from helpers.dataset_layouts import find_dataset
@@ -168,7 +170,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "the CPU precision rows always compare both (default: %(default)s)")
     parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
                         help="row groups to measure: data (label encoding, preprocessing, loading), training, "
-                             "inference, precision, augmentation, describe, deployment, denormal (needs "
+                             "inference, precision, augmentation, describe, deployment, tta, denormal (needs "
                              "--trained-checkpoint) "
                              "(default: all)")
     parser.add_argument("--output", type=Path, default=None,
@@ -240,6 +242,11 @@ def deployment_rows(args: argparse.Namespace, profile: Profile, device: torch.de
     return measure_deployment(selected(profile.precision_settings, args.models), profile.precision_repeats)
 
 
+def tta_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    progress("flip test-time augmentation against none")
+    return measure_flip_cost(selected(profile.precision_settings, args.models), profile.precision_repeats)
+
+
 def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     if args.trained_checkpoint is None:
         return []
@@ -250,7 +257,7 @@ def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.devi
 # Each group's rows, in the table's order.
 ROW_GROUPS = {"data": data_rows, "training": training_rows, "inference": inference_rows,
               "precision": precision_rows, "augmentation": augmentation_rows, "describe": describe_rows,
-              "deployment": deployment_rows, "denormal": denormal_rows}
+              "deployment": deployment_rows, "tta": tta_rows, "denormal": denormal_rows}
 
 
 def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:

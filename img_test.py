@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 from PIL import Image
 from tqdm import tqdm
 
+from evaluation.test_time_augmentation import DEFAULT_TTA
 from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
 from helpers.image_io import UnreadableImageError, write_png
@@ -56,12 +57,12 @@ DESCRIPTION_LINE_HEIGHT_INCHES = 0.2
 TITLES_HEIGHT_INCHES = 0.6
 
 
-def predictor_for(checkpoint: str | Path | SegmentationPredictor, device: str,
-                  precision: str) -> SegmentationPredictor:
-    """The predictor given, or one loaded from the checkpoint file."""
+def predictor_for(checkpoint: str | Path | SegmentationPredictor, device: str, precision: str,
+                  tta: str = DEFAULT_TTA) -> SegmentationPredictor:
+    """The predictor given (with its own device, precision and tta), or one loaded from the checkpoint file."""
     if isinstance(checkpoint, SegmentationPredictor):
         return checkpoint
-    return SegmentationPredictor(checkpoint, device, precision)
+    return SegmentationPredictor(checkpoint, device, precision, tta)
 
 
 def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, prediction: np.ndarray,
@@ -105,7 +106,7 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
 def test_with_image(image_file: str | Path, checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT,
                     label_file: str | Path | None = None, show: bool | None = None,
                     save_to: str | Path | None = None, device: str = "auto",
-                    precision: str = "auto") -> tuple[np.ndarray, list[str]]:
+                    precision: str = "auto", tta: str = DEFAULT_TTA) -> tuple[np.ndarray, list[str]]:
     """Predict the clothes in one photo and draw Original | Label | Prediction.
 
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
@@ -114,10 +115,12 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
     description of what is worn, which the figure shows under the prediction. show=None shows the figure
     only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint is a .pt file, an
     .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded.
+    tta 'flip' averages the scores of the photo and of its mirror image; device, precision and tta apply
+    to a checkpoint file, a SegmentationPredictor keeps its own.
     """
     if save_to is not None:
         figure_format(save_to)
-    predictor = predictor_for(checkpoint, device, precision)
+    predictor = predictor_for(checkpoint, device, precision, tta)
     described = describe_photo(image_file, PredictionSource(predictor))
     image, prediction, decoder = described.image, described.class_map, predictor.decoder
     label_file = label_file if label_file is not None else find_dataset_label(image_file)
@@ -195,10 +198,10 @@ def predict_files(image_files: list[Path], out_dir: str | Path,
 
 def predict_folder(folder: str | Path, out_dir: str | Path,
                    checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT, device: str = "auto",
-                   precision: str = "auto") -> PredictionReport:
+                   precision: str = "auto", tta: str = DEFAULT_TTA) -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
     folder = Path(folder)
-    report = predict_files(files_in(folder), out_dir, predictor_for(checkpoint, device, precision))
+    report = predict_files(files_in(folder), out_dir, predictor_for(checkpoint, device, precision, tta))
     if not report.written:
         raise no_readable_image_error(folder, report.skipped)
     return report
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     # --use-labels and searches of a descriptions file run without a model.
     @cache
     def predictor() -> SegmentationPredictor:
-        return SegmentationPredictor(args.checkpoint, args.device, args.precision)
+        return SegmentationPredictor(args.checkpoint, args.device, args.precision, args.tta)
 
     image_path = Path(args.input) if args.input is not None else test_split_image(
         args.checkpoint if args.use_labels else predictor(), args.test_split_image, args.data_dir)

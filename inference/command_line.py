@@ -3,6 +3,7 @@ people wear (--describe) and the photos that match a description (--find)."""
 
 import argparse
 
+from evaluation.test_time_augmentation import DEFAULT_TTA, TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from inference.attire import DEFAULT_MINIMUM_SHARE
@@ -61,6 +62,10 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
                         help="auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16, float32 "
                              "elsewhere; an .onnx checkpoint runs in float32 (default: %(default)s)")
+    parser.add_argument("--tta", default=DEFAULT_TTA, choices=TTA_CHOICES,
+                        help="test-time augmentation of every prediction (figure, folder, --describe, --find): "
+                             "none, or flip: the mean of the scores of the photo and of its mirror image, "
+                             "mirrored back, at twice the inference time (default: %(default)s)")
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from dataset import normalisation_scale_and_shift
+from evaluation.test_time_augmentation import DEFAULT_TTA, augmented_logits, check_tta
 from evaluation.upsampling import upsampled_argmax
 from inference.backends import load_onnx_checkpoint, load_torch_checkpoint
 from inference.onnx_format import is_onnx_path
@@ -21,10 +22,13 @@ class SegmentationPredictor:
     """Load a ClothVision checkpoint (.pt or .onnx) once, then predict any number of RGB images with it.
 
     device and precision choose how a .pt checkpoint runs; an .onnx one runs in ONNX Runtime on the CPU
-    in float32 and accepts only 'auto' (or 'cpu' and 'fp32') for them.
+    in float32 and accepts only 'auto' (or 'cpu' and 'fp32') for them. tta 'flip' averages the scores of
+    each photo with those of its mirror image (evaluation/test_time_augmentation.py), in either back end.
     """
 
-    def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "auto"):
+    def __init__(self, checkpoint_path: str | Path, device: str = "auto", precision: str = "auto",
+                 tta: str = DEFAULT_TTA):
+        self.tta = check_tta(tta)
         self.checkpoint_path = Path(checkpoint_path)
         load = load_onnx_checkpoint if is_onnx_path(self.checkpoint_path) else load_torch_checkpoint
         checkpoint, self.backend = load(self.checkpoint_path, device, precision)
@@ -47,4 +51,5 @@ class SegmentationPredictor:
         resized = np.asarray(image.convert("RGB").resize((width, height), Image.BILINEAR))
         pixels = torch.from_numpy(resized.copy()).to(self.backend.device).permute(2, 0, 1)
         batch = torch.addcmul(self.shift, pixels.float(), self.scale).unsqueeze(0)
-        return upsampled_argmax(self.backend.logits(batch)[0], image.height, image.width)
+        logits = augmented_logits(self.backend.logits, batch, self.tta)
+        return upsampled_argmax(logits[0], image.height, image.width)

@@ -27,7 +27,8 @@ from label_encoder import LabelEncoder, read_groundtruth_mat
 DEPLOYMENT_ROWS = 2 if all(find_spec(package) for package in ("onnx", "onnxscript", "onnxruntime")) else 1
 ROW_GROUPS = ["label encoding", "preprocessing", "data loading", "data loading", "training step",
               "inference latency", "CPU precision: train step", "CPU precision: inference",
-              "data loading, augment full", "describe garments", *["CPU deployment"] * DEPLOYMENT_ROWS]
+              "data loading, augment full", "describe garments", *["CPU deployment"] * DEPLOYMENT_ROWS,
+              "flip TTA"]
 
 
 def table_rows(table: str) -> list[list[str]]:
@@ -67,6 +68,9 @@ def test_tiny_bench_on_synthetic_data_prints_every_row_group(ccp_synthetic, tmp_
                    and "unet (32×32, base_width 4)" in row[5] for row in deployment)
     else:
         assert "pip install -r requirements-export.txt" in deployment[0][3]
+    flip_row = by_group["flip TTA"]
+    assert flip_row[1].startswith("no TTA: ") and flip_row[2].startswith("flip TTA: ")
+    assert re.fullmatch(r"\d+(\.\d+)?x the time", flip_row[3]) and "unet (32×32, base_width 4), batch 1" in flip_row[5]
     assert "--tiny" in table
     assert output.read_text(encoding="utf-8") == table
     assert capsys.readouterr().out.strip() == table.strip()
@@ -205,3 +209,18 @@ def test_deployment_rows_say_which_package_is_missing(monkeypatch):
     # onnxruntime, or a package checked before it where that is absent too
     assert re.fullmatch(r"not measured: measuring CPU deployment needs the package '\w+', which is not "
                         r"installed: pip install -r requirements-export\.txt", rows[0].result)
+
+
+def test_flip_tta_row_times_two_forwards_against_one(monkeypatch):
+    from benchmarks import tta_rows
+    from benchmarks.model_rows import ModelSetting
+
+    seen = []
+    monkeypatch.setattr(tta_rows, "median_seconds_alternating",
+                        lambda contenders, **_: seen.append([function() for function in contenders.values()])
+                        or {"none": 0.004, "flip": 0.0083})
+    rows = tta_rows.measure_flip_cost([ModelSetting("unet", (32, 32), {"base_width": 2})], repeats=1)
+    assert [(row.baseline, row.project, row.result) for row in rows] == [
+        ("no TTA: 4.0 ms/image", "flip TTA: 8.3 ms/image", "2.08x the time")]
+    (without, with_flip), = seen
+    assert without.shape == with_flip.shape == (1, 32, 32) and not torch.equal(without, with_flip)

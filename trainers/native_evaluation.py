@@ -7,12 +7,12 @@ for comparison with the per-epoch val curves.
 
 import numpy as np
 import torch
-from evaluation.test_time_augmentation import augmented_logits
 from torch import nn
 
 from dataset import IGNORE_INDEX, DeviceBatchLoader
 from evaluation.bootstrap import bootstrap_intervals, image_statistics
 from evaluation.garment_groups import GarmentGroups
+from evaluation.test_time_augmentation import augmented_logits
 from evaluation.upsampling import upsampled_argmax
 from helpers.devices import Precision
 from trainers.distributed import all_reduce_sum

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 
 import torch
-from evaluation.test_time_augmentation import TTA_CHOICES
 
 from dataset import AUGMENT_CHOICES
+from evaluation.test_time_augmentation import TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
