@@ -15,11 +15,9 @@ from torch.utils.data import Dataset
 
 from helpers.errors import ClothVisionError, error_reason
 
-# Version 2 added the val and test labels at the annotations' own size.
+# Version 2 added the labels at the annotations' own size.
 CACHE_FORMAT_VERSION = 2
 SPLIT_NAMES = ("train", "val", "test")
-# The splits whose labels the cache also keeps at the annotations' own size, for scoring there.
-NATIVE_LABEL_SPLITS = ("val", "test")
 # A .npz archive (deflated) of uint8 H×W class maps, one entry per image id; meta.json's
 # "native_label_shapes" gives each one's [H, W].
 NATIVE_LABELS_FILE = "native_labels.npz"
@@ -55,15 +53,11 @@ class Cache:
         return np.asarray(self.meta["split"][split], dtype=np.int64)
 
     def native_labels(self, split: str) -> list[np.ndarray]:
-        """The labels of split ('val' or 'test') at the annotations' own size, uint8 H×W class maps in
-        the order of split_indices(split). Read from disk at each call: only the test evaluation needs
-        them, training never loads them."""
+        """The labels of a split at the annotations' own size, uint8 H×W class maps in the order of
+        split_indices(split). Every image has one, so a checkpoint's own split can be scored on a cache
+        split another way. Read from disk at each call: only the evaluation needs them, training never
+        loads them."""
         ids = [self.meta["ids"][row] for row in self.split_indices(split)]
-        if split not in NATIVE_LABEL_SPLITS:
-            raise ClothVisionError(
-                f"the cache keeps labels at their own size for {' and '.join(NATIVE_LABEL_SPLITS)} only, "
-                f"not for '{split}': score one of those"
-            )
         path = self.cache_dir / NATIVE_LABELS_FILE
         try:
             with np.load(path, allow_pickle=False) as archive:

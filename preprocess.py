@@ -7,8 +7,8 @@ Reads either layout the CCP dataset ships in (the original repository's, or the 
 and writes, atomically, a folder holding
     images.npy  uint8 N×3×H×W   (bilinear, antialiased resize)
     labels.npy  uint8 N×H×W     (class indices, nearest resize)
-    native_labels.npz  the val and test labels at the annotations' own size (uint8 class indices, deflated,
-                one entry per image id), for scoring at that size
+    native_labels.npz  every label at the annotations' own size (uint8 class indices, deflated, one entry
+                per image id), for scoring at that size
     meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts,
                 the shape of every native label.
 Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle.
@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dataset import CACHE_FORMAT_VERSION, NATIVE_LABEL_SPLITS, NATIVE_LABELS_FILE, SPLIT_NAMES
+from dataset import CACHE_FORMAT_VERSION, NATIVE_LABELS_FILE, SPLIT_NAMES
 from helpers.atomic_files import atomic_directory
 from helpers.dataset_layouts import Sample, SourceDataset, find_dataset, find_layout
 from helpers.download import DEFAULT_URL, download_dataset
@@ -73,21 +73,19 @@ def resize_sample(photo: Image.Image, label: np.ndarray, size: tuple[int, int]) 
 
 class CacheRowWriter:
     """Converts samples straight into rows of the memory-mapped cache arrays, so worker processes
-    send back only per-class pixel counts instead of pickled images, and the label at its own size
-    for the rows in native_rows (val and test)."""
+    send back only per-class pixel counts instead of pickled images, and the label at its own size."""
 
-    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int], native_rows: frozenset[int]):
+    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]):
         self.encoder = encoder
         self.size = size
-        self.native_rows = native_rows
         self.images = np.load(cache_dir / "images.npy", mmap_mode="r+")
         self.labels = np.load(cache_dir / "labels.npy", mmap_mode="r+")
 
-    def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray, np.ndarray | None]:
+    def write(self, row: int, sample: Sample) -> tuple[int, np.ndarray, np.ndarray]:
         photo, native_label = decode_sample(sample, self.encoder)
         self.images[row], self.labels[row] = resize_sample(photo, native_label, self.size)
         counts = np.bincount(self.labels[row].ravel(), minlength=len(self.encoder.class_names))
-        return row, counts, native_label if row in self.native_rows else None
+        return row, counts, native_label
 
 
 _worker_writer: CacheRowWriter | None = None
@@ -108,10 +106,10 @@ def keep_freed_memory_for_reuse() -> None:
     mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
 
 
-def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int], native_rows: frozenset[int]) -> None:
+def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]) -> None:
     global _worker_writer
     keep_freed_memory_for_reuse()
-    _worker_writer = CacheRowWriter(cache_dir, encoder, size, native_rows)
+    _worker_writer = CacheRowWriter(cache_dir, encoder, size)
 
 
 def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray | None]:
@@ -168,22 +166,20 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
     tasks = list(enumerate(dataset.samples))
     # Before any conversion: too few images for a split fails at once, not after converting them all.
     split = split_rows(count, seed)
-    native_rows = frozenset(row for name in NATIVE_LABEL_SPLITS for row in split[name])
     native_label_shapes = {}
     with atomic_directory(out_dir) as building:
         shapes = {"images.npy": (count, 3, height, width), "labels.npy": (count, height, width)}
         for name, shape in shapes.items():
             np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
         # Worker processes even for workers=1: the allocator tuning then never touches the caller's process.
-        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size, native_rows)) as pool,
+        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size)) as pool,
               zipfile.ZipFile(building / NATIVE_LABELS_FILE, "w", zipfile.ZIP_DEFLATED) as native_labels,
               tqdm(total=count, desc="preprocess", unit="image", disable=None) as progress):
             for row, counts, native_label in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
                 pixel_counts[row] = counts
-                if native_label is not None:
-                    image_id = dataset.samples[row].image_id
-                    add_native_label(native_labels, image_id, native_label)
-                    native_label_shapes[image_id] = list(native_label.shape)
+                image_id = dataset.samples[row].image_id
+                add_native_label(native_labels, image_id, native_label)
+                native_label_shapes[image_id] = list(native_label.shape)
                 progress.update()
         meta = {
             "format_version": CACHE_FORMAT_VERSION,

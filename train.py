@@ -2,6 +2,7 @@
 
     python train.py --model unet                      # one model
     python train.py --model all --epochs 32           # every model on the same split, then a comparison
+    python train.py --evaluate results/unet.pt --tta flip   # score a checkpoint on its test split
     torchrun --standalone --nproc_per_node=4 train.py --model resnet50   # four GPUs of one machine
 
 For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last.pt (latest epoch, for
@@ -31,6 +32,7 @@ from trainers.distributed import (
     process_group,
     wait_for_all_processes,
 )
+from trainers.evaluate_command import run_evaluate_command
 from trainers.options import make_options, option_keywords, with_learning_rates
 from trainers.plots import plot_comparison, plot_training_curves
 from trainers.run_checks import (
@@ -201,8 +203,14 @@ def train(**keywords) -> dict[str, dict]:
     return results
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict]:
-    return train(**parse_given_options(argv, __doc__))
+def main(argv: list[str] | None = None) -> dict:
+    given = parse_given_options(argv, __doc__)
+    checkpoint = given.pop("evaluate", None)
+    if checkpoint is not None:
+        return run_evaluate_command(checkpoint, given)
+    if "split" in given:
+        raise ClothVisionError("--split chooses the split of --evaluate CHECKPOINT: add --evaluate, or drop --split")
+    return train(**given)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 def write_cache(cache_dir, count=40, size=(6, 5), seed=0):
     """A cache in preprocess.py's format whose random labels identify their row, flipped or not; the
-    val and test images' labels at their own size are 9 + row tall and 7 wide."""
+    images' labels at their own size are 9 + row tall and 7 wide."""
     rng = np.random.default_rng(seed)
     cache_dir.mkdir(parents=True)
     np.save(cache_dir / "images.npy", rng.integers(0, 256, size=(count, 3, *size), dtype=np.uint8))
     np.save(cache_dir / "labels.npy", rng.integers(0, 59, size=(count, *size), dtype=np.uint8))
     ids, split = [f"{index:04d}" for index in range(1, count + 1)], split_rows(count, seed=0)
-    native = {ids[row]: rng.integers(0, 59, size=(9 + row, 7), dtype=np.uint8) for row in split["val"] + split["test"]}
+    native = {ids[row]: rng.integers(0, 59, size=(9 + row, 7), dtype=np.uint8) for row in range(count)}
     np.savez_compressed(cache_dir / "native_labels.npz", **native)
     meta = {"format_version": CACHE_FORMAT_VERSION, "source_layout": "ccp", "source_dir": "/nowhere",
             "class_names": [f"class{index}" for index in range(59)],
@@ -96,8 +96,8 @@ def test_native_labels_are_read_in_split_order_with_their_own_shapes(cache):
         assert all(label.dtype == np.uint8 for label in labels)
     with np.load(cache.cache_dir / "native_labels.npz") as archive:
         np.testing.assert_array_equal(cache.native_labels("test")[2], archive[cache.meta["ids"][rows[2]]])
-    with pytest.raises(ClothVisionError, match="labels at their own size for val and test only, not for 'train'"):
-        cache.native_labels("train")
+    assert [label.shape for label in cache.native_labels("train")] == [(9 + row, 7)
+                                                                        for row in cache.split_indices("train")]
 
 
 @pytest.mark.parametrize("damage", [

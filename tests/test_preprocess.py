@@ -67,8 +67,8 @@ def test_kaggle_layout_labels_come_from_the_colours_and_match_the_original_layou
 
 
 def assert_native_labels_are_the_annotations(cache, mat_folder):
-    """The val and test labels at their own size equal the .mat annotations in mat_folder."""
-    for split in ("val", "test"):
+    """Every label at its own size equals the .mat annotation in mat_folder."""
+    for split in ("train", "val", "test"):
         ids = [cache.meta["ids"][row] for row in cache.split_indices(split)]
         labels = cache.native_labels(split)
         assert len(labels) == len(ids) > 0
@@ -77,20 +77,19 @@ def assert_native_labels_are_the_annotations(cache, mat_folder):
             groundtruth = scipy.io.loadmat(mat_folder / f"{image_id}.mat")["groundtruth"]
             np.testing.assert_array_equal(label, groundtruth, err_msg=image_id)
             assert cache.meta["native_label_shapes"][image_id] == list(label.shape)
-    train_ids = {cache.meta["ids"][row] for row in cache.split_indices("train")}
-    assert not train_ids & set(cache.meta["native_label_shapes"])
+    assert set(cache.meta["native_label_shapes"]) == set(cache.meta["ids"])
 
 
 @pytest.mark.parametrize(("write_layout", "mat_folder"), [(write_ccp_layout, "annotations/pixel-level"),
                                                          (write_kaggle_layout, "labels/pixel_level_labels_mat")])
-def test_val_and_test_labels_are_kept_at_their_own_size_in_either_layout(tmp_path, write_layout, mat_folder):
+def test_labels_are_kept_at_their_own_size_in_either_layout(tmp_path, write_layout, mat_folder):
     # Heights 40 to 49 and 28 wide, cached at 20x14: every native label has its own shape. The Kaggle
     # layout's are decoded from its colour PNGs and must equal the class indices of its .mat copies.
     root = write_layout(tmp_path / "data", count=10, taller_by=1)
     cache = load_cache(preprocess(root, tmp_path / "cache", size=SIZE, workers=2))
     assert_native_labels_are_the_annotations(cache, root / mat_folder)
     assert {tuple(shape) for shape in cache.meta["native_label_shapes"].values()} == {
-        (40 + row, 28) for name in ("val", "test") for row in cache.split_indices(name)}
+        (40 + row, 28) for row in range(10)}
 
 
 def test_parallel_workers_write_the_same_cache_as_one_process(ccp_synthetic, tmp_path):

@@ -94,4 +94,4 @@ def test_evaluating_a_checkpoint_builds_no_optimizer(cache_dir, tmp_path, monkey
     monkeypatch.setattr(torch.optim, "Adam", no_optimizer)
     metrics = evaluate_checkpoint(tmp_path / "unet.pt", cache_dir, "test", device="cpu", precision="fp32")
     report = json.loads((tmp_path / "unet_test.json").read_text())
-    assert metrics["confusion_matrix"].tolist() == report["confusion_matrix"]
+    assert metrics["confusion_matrix"] == report["confusion_matrix"]

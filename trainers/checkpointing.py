@@ -159,6 +159,7 @@ class CheckpointingMixin:
             metrics,
         )
         if self.distributed.is_main:
-            write_test_report(report, metrics, loader.ids, self.output_dir / f"{self.model_name}_test.json")
+            report_path = self.output_dir / f"{self.model_name}_test.json"
+            write_test_report(report, loader.ids, metrics["image_confusion"], report_path)
             self.log(f"{self.model_name} test (best epoch {self.best_epoch}): {describe_report(report)}")
         return report

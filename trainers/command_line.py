@@ -9,6 +9,8 @@ from pathlib import Path
 from helpers.errors import ClothVisionError
 from trainers import options as training_options
 
+# The splits --evaluate scores: the training split would only measure how well the network memorised it.
+EVALUATION_SPLITS = ("val", "test")
 # Which flags were given is told apart from defaults by parsing once more with this as every default.
 NOT_GIVEN = object()
 
@@ -45,6 +47,14 @@ def get_args_parser(description: str = "", add_help: bool = True) -> argparse.Ar
         "them (default: none)",
     )
     add_option_arguments(parser)
+    command = parser.add_argument_group(
+        "evaluation command", "score a saved checkpoint instead of training (torchvision's --test-only); it reads "
+        "--data, --tta, --precision, --device and --batch-size, and --out names the report's JSON file"
+    )
+    command.add_argument("--evaluate", metavar="CHECKPOINT", default=None,
+                         help="evaluate this checkpoint (.pt written by train.py) and exit (default: train)")
+    command.add_argument("--split", choices=EVALUATION_SPLITS, default="test",
+                         help="the checkpoint's own split to score (default: %(default)s)")
     return parser
 
 

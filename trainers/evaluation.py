@@ -19,21 +19,10 @@ from helpers.devices import Precision, resolve_device, resolve_precision
 from helpers.errors import ClothVisionError
 from models import build_model_from_checkpoint
 from trainers.distributed import all_reduce_sum
-from trainers.metrics import ConfusionMatrix, group_metrics
+from trainers.metrics import ConfusionMatrix, accumulator_dtype_for, group_metrics, loss_weight_of
+from trainers.native_evaluation import evaluate_at_native_size
 from trainers.options import TrainingOptions, class_weights_from_counts
-
-
-def accumulator_dtype_for(device: torch.device) -> torch.dtype:
-    """Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64."""
-    return torch.float32 if device.type == "mps" else torch.float64
-
-
-def loss_weight_of(labels: torch.Tensor, class_weights: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
-    """The denominator of CrossEntropyLoss's weighted mean for these labels (ignored pixels count 0)."""
-    valid = labels != IGNORE_INDEX
-    if class_weights is None:
-        return valid.sum(dtype=dtype)
-    return (class_weights[labels.masked_fill(~valid, 0)] * valid).sum(dtype=dtype)
+from trainers.report import build_test_report
 
 
 def evaluate(
@@ -110,8 +99,11 @@ def evaluate_checkpoint(
     device: str = DEFAULTS.device,
     batch_size: int = DEFAULTS.batch_size,
     precision: str = DEFAULTS.precision,
+    tta: str = DEFAULTS.tta,
 ) -> dict:
-    """Loss, confusion matrix and metrics of a saved checkpoint on one split, in one process.
+    """The report of a saved checkpoint on one split ('val' or 'test'), in one process, in the form of
+    <model>_test.json: metrics at the annotations' own size with 95 % intervals, 'at_training_size' beside
+    them (with the loss), 'image_ids' and 'image_confusion', the per-image confusion matrices in split order.
 
     The split is the checkpoint's own (its recorded image ids), taken from the cache in `data` whatever
     that cache's split; a cache at another image size or without those images is refused.
@@ -129,10 +121,10 @@ def evaluate_checkpoint(
     weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], checkpoint["args"]["class_weights"])
     model = chosen_precision.place(build_model_from_checkpoint(checkpoint), target)
     loader = DeviceBatchLoader(cache, split, batch_size, target)
-    return evaluate(
-        model,
-        loader,
-        chosen_precision,
-        garment_groups_for(cache.class_names),
-        None if weights is None else weights.to(target),
-    )
+    metrics = evaluate_at_native_size(model, loader, cache.native_labels(split), chosen_precision,
+                                      garment_groups_for(cache.class_names),
+                                      None if weights is None else weights.to(target), tta)
+    provenance = {"model_name": checkpoint["model_name"], "checkpoint": str(checkpoint_path),
+                  "best_epoch": checkpoint["epoch"], "precision": chosen_precision.name}
+    report = build_test_report(provenance, split, loader.ids, metrics)
+    return {**report, "image_ids": loader.ids, "image_confusion": metrics["image_confusion"]}

@@ -11,6 +11,7 @@ negatives of the pixels' true class, whose IoU drops, and they lower pixel accur
 
 import torch
 
+from dataset import IGNORE_INDEX
 from evaluation.garment_groups import GarmentGroups
 from trainers.distributed import all_reduce_sum
 
@@ -119,3 +120,16 @@ def correct_pixels(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tens
     """
     classes = labels.masked_fill(~valid, 0).unsqueeze(1)
     return ((logits.gather(1, classes).squeeze(1) >= logits.amax(dim=1)) & valid).sum()
+
+
+def accumulator_dtype_for(device: torch.device) -> torch.dtype:
+    """Sums over a whole split lose precision in float32 (a split has ~10^8 pixels); MPS has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def loss_weight_of(labels: torch.Tensor, class_weights: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """The denominator of CrossEntropyLoss's weighted mean for these labels (ignored pixels count 0)."""
+    valid = labels != IGNORE_INDEX
+    if class_weights is None:
+        return valid.sum(dtype=dtype)
+    return (class_weights[labels.masked_fill(~valid, 0)] * valid).sum(dtype=dtype)

@@ -37,8 +37,8 @@ from trainers.distributed import (
     copy_buffers_from_rank_zero,
     decision_of_rank_zero,
 )
-from trainers.evaluation import accumulator_dtype_for, evaluate, loss_weight_of
-from trainers.metrics import correct_pixels
+from trainers.evaluation import evaluate
+from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_of
 from trainers.options import TrainingOptions, class_weights_from_counts, with_learning_rates
 from trainers.run_config import run_config
 

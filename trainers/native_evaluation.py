@@ -16,8 +16,13 @@ from evaluation.test_time_augmentation import augmented_logits
 from evaluation.upsampling import upsampled_argmax
 from helpers.devices import Precision
 from trainers.distributed import all_reduce_sum
-from trainers.evaluation import accumulator_dtype_for, loss_weight_of
-from trainers.metrics import ConfusionMatrix, group_metrics, metrics_from_confusion
+from trainers.metrics import (
+    ConfusionMatrix,
+    accumulator_dtype_for,
+    group_metrics,
+    loss_weight_of,
+    metrics_from_confusion,
+)
 
 
 def scored_metrics(matrix: torch.Tensor, class_names: list[str], groups: GarmentGroups) -> dict:

@@ -40,9 +40,10 @@ def images_path(report_path: Path) -> Path:
     return report_path.with_name(report_path.stem + "_images.npz")
 
 
-def write_test_report(report: dict, metrics: dict, ids: list[str], path: Path) -> Path:
+def write_test_report(report: dict, ids: list[str], image_confusion: np.ndarray, path: Path) -> Path:
+    """The report as JSON at path, and the per-image confusion matrices beside it (images_path)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, ids=np.asarray(ids), image_confusion=metrics["image_confusion"])
+    np.savez_compressed(buffer, ids=np.asarray(ids), image_confusion=image_confusion)
     atomic_write(images_path(path), lambda temporary: Path(temporary).write_bytes(buffer.getvalue()))
     return atomic_write_text(path, json.dumps(report, indent=1) + "\n")
 
