@@ -4,6 +4,7 @@ describe what people wear and find the photos that match a description.
     python img_test.py data/photos/0001.jpg --checkpoint results/unet.pt --save prediction.png
     python img_test.py my_photos/ --out-dir predictions/ --checkpoint results/unet.pt
     python img_test.py my_photos/ --describe --json descriptions.jsonl --checkpoint results/unet.pt
+    python img_test.py ccp-tags/photos/ --describe --score-tags --tag-report tags.json --checkpoint results/unet.pt
     python img_test.py descriptions.jsonl --find "grey coat, red shoes" --save matches.png
     python img_test.py photo.jpg --checkpoint results/mobilenetv3.onnx    # ONNX Runtime (export.py)
 

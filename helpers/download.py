@@ -1,7 +1,8 @@
-"""Fetch the pixel-annotated part of the CCP dataset from its public GitHub repository into a data folder.
+"""Fetch the annotated CCP photos from the dataset's public GitHub repository into a data folder.
 
-The repository's archive holds 2098 photos; only the 1004 with a pixel-level annotation are kept, with
-annotations/pixel-level/ and label_list.mat: the original layout preprocess.py reads.
+The repository's archive holds 2098 photos: the 1004 with a pixel-level annotation (annotations/pixel-level/,
+what preprocess.py trains on) and those with image-level tags only (annotations/image-level/, which
+img_test.py --score-tags measures descriptions against), kept with label_list.mat in the original layout.
 """
 
 import http.client
@@ -23,7 +24,7 @@ REPOSITORY = "https://github.com/bearpaw/clothing-co-parsing"
 DEFAULT_URL = f"{REPOSITORY}/archive/refs/heads/master.zip"
 DOWNLOADED_ENTRIES = ("label_list.mat", "annotations", "photos")
 # Members of the archive, with or without the "<repository>-<branch>/" folder GitHub wraps them in.
-ANNOTATION_MEMBER = re.compile(r"(?:[^/]+/)?annotations/pixel-level/(\w+)\.mat")
+ANNOTATION_MEMBER = re.compile(r"(?:[^/]+/)?annotations/(pixel-level|image-level)/(\w+)\.mat")
 PHOTO_MEMBER = re.compile(r"(?:[^/]+/)?photos/(\w+)\.jpg")
 LABEL_LIST_MEMBER = re.compile(r"(?:[^/]+/)?label_list\.mat")
 CHUNK_BYTES = 1 << 20
@@ -43,28 +44,31 @@ def fetch(url: str, destination: Path, data_dir: Path) -> None:
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         raise ClothVisionError(
             f"could not download {url} ({error_reason(error)}): on a machine with internet, download "
-            f"{REPOSITORY} (Code > Download ZIP) and copy its photos/, annotations/pixel-level/ and "
+            f"{REPOSITORY} (Code > Download ZIP) and copy its photos/, annotations/ and "
             f"label_list.mat into {data_dir} (see data/README.md)"
         ) from None
 
 
-def extract_pixel_level_subset(archive: Path, target: Path, url: str) -> int:
-    """Extract label_list.mat, the pixel-level annotations and their photos; return the photo count."""
+def extract_annotated_photos(archive: Path, target: Path, url: str) -> tuple[int, int]:
+    """Extract label_list.mat, the pixel-level and image-level annotations and their photos; return the counts
+    of photos with a pixel-level annotation and of all photos extracted."""
     try:
         with zipfile.ZipFile(archive) as zip_file:
             members = {}
             for name in zip_file.namelist():
-                for pattern, destination in ((ANNOTATION_MEMBER, "annotations/pixel-level/{}.mat"),
+                for pattern, destination in ((ANNOTATION_MEMBER, "annotations/{}/{}.mat"),
                                              (PHOTO_MEMBER, "photos/{}.jpg"),
                                              (LABEL_LIST_MEMBER, "label_list.mat")):
                     match = pattern.fullmatch(name)
                     if match:
                         members[destination.format(*match.groups())] = name
             annotations = sorted(path for path in members if path.startswith("annotations/"))
-            wanted_photos = [f"photos/{Path(path).stem}.jpg" for path in annotations]
+            pixel_level = [path for path in annotations if path.startswith("annotations/pixel-level/")]
+            # A photo with both kinds of annotation is extracted once.
+            wanted_photos = sorted({f"photos/{Path(path).stem}.jpg" for path in annotations})
             missing = [path for path in ["label_list.mat", *wanted_photos] if path not in members]
-            if not annotations or missing:
-                problem = "no pixel-level annotations" if not annotations else f"no {missing[0]}"
+            if not pixel_level or missing:
+                problem = "no pixel-level annotations" if not pixel_level else f"no {missing[0]}"
                 raise ClothVisionError(
                     f"the archive from {url} has {problem}: it is not the CCP repository; check --url "
                     f"(default {DEFAULT_URL})"
@@ -84,13 +88,13 @@ def extract_pixel_level_subset(archive: Path, target: Path, url: str) -> int:
             "make the folder writable, then run --download again"
         ) from None
     extracted = (len(list((target / "photos").iterdir())),
-                 len(list((target / "annotations" / "pixel-level").iterdir())))
-    if extracted != (len(annotations), len(annotations)):
+                 len([path for path in (target / "annotations").rglob("*") if path.is_file()]))
+    if extracted != (len(wanted_photos), len(annotations)):
         raise ClothVisionError(
             f"extracting {url} gave {extracted[0]} photos and {extracted[1]} annotations, expected "
-            f"{len(annotations)} of each: run --download again"
+            f"{len(wanted_photos)} and {len(annotations)}: run --download again"
         )
-    return len(annotations)
+    return len(pixel_level), len(wanted_photos)
 
 
 def download_dataset(data_dir: str | os.PathLike, url: str = DEFAULT_URL) -> Path:
@@ -108,8 +112,9 @@ def download_dataset(data_dir: str | os.PathLike, url: str = DEFAULT_URL) -> Pat
         staging = Path(staging)
         archive = staging / "archive.zip"
         fetch(url, archive, data_dir)
-        photo_count = extract_pixel_level_subset(archive, staging / "dataset", url)
+        pixel_level_count, photo_count = extract_annotated_photos(archive, staging / "dataset", url)
         for name in DOWNLOADED_ENTRIES:
             os.replace(staging / "dataset" / name, data_dir / name)
-    print(f"downloaded {photo_count} photos with pixel-level annotations into {data_dir}")
+    print(f"downloaded {photo_count} photos into {data_dir}: {pixel_level_count} with pixel-level annotations "
+          f"(what preprocess.py uses), {photo_count - pixel_level_count} with image-level tags only")
     return data_dir

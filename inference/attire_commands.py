@@ -1,9 +1,11 @@
 """img_test.py --describe and --find: descriptions printed, written as JSON Lines, searched and drawn."""
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers.atomic_files import atomic_write_text
 from helpers.errors import ClothVisionError
 from helpers.figures import figure_format, finish_figure
 from inference.attire import (
@@ -18,8 +20,10 @@ from inference.attire import (
     write_descriptions,
 )
 from inference.attire_figures import draw_contact_sheet, draw_description_figure
+from inference.image_tags import garment_group_of_class, photo_tags
 from inference.predictor import SegmentationPredictor
 from inference.search import parse_query, rank
+from inference.tag_scores import score_tags, tag_score_table
 
 DESCRIPTION_FILE_SUFFIXES = (".json", ".jsonl")
 
@@ -55,10 +59,30 @@ def print_descriptions(descriptions: list[PhotoDescription], json_file: str | No
     save_descriptions(descriptions, json_file)
 
 
+def report_tag_scores(args: argparse.Namespace, descriptions: list[PhotoDescription], sources: Sources) -> None:
+    """--score-tags: the garments described against each photo's tags, printed and written to --tag-report."""
+    photos = [({garment.name for garment in description.garments}, photo_tags(description.path))
+              for description in descriptions]
+    source = sources.chosen()
+    measured = {"source": source.name, "min_share": source.minimum_share}
+    if source.name == PredictionSource.name:
+        measured |= {"checkpoint": str(source.predictor.checkpoint_path), "tta": source.predictor.tta}
+    report = {**score_tags(photos, garment_group_of_class()), "measured": measured}
+    print(f"Garments described ({source.name}, min share {source.minimum_share:g}) against the tags of "
+          f"{report['photos']} photos:")
+    print(tag_score_table(report))
+    if args.tag_report is not None:
+        atomic_write_text(args.tag_report, json.dumps(report, indent=2) + "\n")
+        print(f"Wrote the tag scores to {args.tag_report}")
+
+
 def run_describe(args: argparse.Namespace, image_path: Path, sources: Sources) -> None:
-    """One line per photo; with --save, the figure of the one photo."""
+    """One line per photo; with --save, the figure of the one photo; with --score-tags, the scores."""
     if args.save is None:
-        print_descriptions(describe_path(image_path, sources.chosen()), args.json)
+        descriptions = describe_path(image_path, sources.chosen())
+        print_descriptions(descriptions, args.json)
+        if args.score_tags:
+            report_tag_scores(args, descriptions, sources)
         return
     figure_format(args.save)
     if image_path.is_dir():

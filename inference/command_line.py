@@ -44,6 +44,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="rank the photos by how well they match QUERY, comma-separated terms of an "
                              "optional colour and a garment class or group: 'grey coat, red footwear' "
                              "(default: none)")
+    parser.add_argument("--score-tags", action="store_true",
+                        help="with --describe: score the garments found in each dataset photo against its tags "
+                             "(annotations/image-level/NNNN.mat beside photos/, else the classes of its label): "
+                             "precision, recall and F1 per class, per garment group and over all (default: off)")
+    parser.add_argument("--tag-report", default=None, metavar="FILE.json",
+                        help="with --score-tags: also write the scores there as JSON (default: none)")
     parser.add_argument("--use-labels", action="store_true",
                         help="with --describe or --find: describe dataset photos from their ground-truth "
                              "labels instead of a prediction; no checkpoint is needed (default: off)")
@@ -85,6 +91,9 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         (describing or not (args.use_labels or args.json), "--use-labels and --json go with --describe or --find"),
         (not (describing and (args.out_dir or args.label)),
          "--out-dir and --label belong to predicting: leave them out of --describe and --find"),
+        (not args.score_tags or (args.describe and args.save is None),
+         "--score-tags goes with --describe of photos: add --describe, and leave out --save"),
+        (args.tag_report is None or args.score_tags, "--tag-report goes with --score-tags"),
         (args.top >= 1, f"--top {args.top}: show at least 1 photo"),
         (0 <= args.min_share < 1, f"--min-share {args.min_share:g}: use a share from 0 (keep every garment) to "
                                   "below 1"),

@@ -10,28 +10,34 @@ import numpy as np
 import pytest
 import scipy.io
 from PIL import Image
-from synthetic_ccp import write_ccp_layout
+from synthetic_ccp import CLASS_NAMES, write_ccp_layout
 
 from helpers.download import download_dataset
 from helpers.errors import ClothVisionError, run_cli
+from inference.image_tags import photo_tags
 from preprocess import main
 
 TOP = "clothing-co-parsing-master"
 
 
 def repository_zip(tmp_path, annotated=4, unannotated=2) -> bytes:
-    """A zip shaped like GitHub's archive of the CCP repository, with photos lacking pixel-level labels."""
-    source = write_ccp_layout(tmp_path / "source", count=annotated + unannotated)
+    """A zip shaped like GitHub's archive of the CCP repository: photos with pixel-level labels, photos with
+    image-level tags only, and a photo with neither."""
+    source = write_ccp_layout(tmp_path / "source", count=annotated + unannotated + 1)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr(f"{TOP}/README.md", "Clothing Co-Parsing")
         archive.write(source / "label_list.mat", f"{TOP}/label_list.mat")
-        for index in range(1, annotated + unannotated + 1):
+        for index in range(1, annotated + unannotated + 2):
             image_id = f"{index:04d}"
             archive.write(source / "photos" / f"{image_id}.jpg", f"{TOP}/photos/{image_id}.jpg")
-            level = "pixel-level" if index <= annotated else "image-level"
-            archive.write(source / "annotations" / "pixel-level" / f"{image_id}.mat",
-                          f"{TOP}/annotations/{level}/{image_id}.mat")
+            if index <= annotated:
+                archive.write(source / "annotations" / "pixel-level" / f"{image_id}.mat",
+                              f"{TOP}/annotations/pixel-level/{image_id}.mat")
+            elif index <= annotated + unannotated:
+                tags = io.BytesIO()
+                scipy.io.savemat(tags, {"tags": np.array([[0, index]], dtype=np.uint8)})
+                archive.writestr(f"{TOP}/annotations/image-level/{image_id}.mat", tags.getvalue())
     return buffer.getvalue()
 
 
@@ -62,7 +68,7 @@ def serve():
         server.server_close()
 
 
-def test_download_keeps_the_pixel_level_subset_and_preprocess_uses_it(tmp_path, serve, capsys):
+def test_download_keeps_the_annotated_photos_and_preprocess_uses_the_pixel_level_ones(tmp_path, serve, capsys):
     url = serve(repository_zip(tmp_path))
     data_dir, cache_dir = tmp_path / "data", tmp_path / "cache"
     data_dir.mkdir()
@@ -73,9 +79,13 @@ def test_download_keeps_the_pixel_level_subset_and_preprocess_uses_it(tmp_path, 
     kept = sorted(path.name for path in data_dir.iterdir())
     assert kept == ["README.md", "annotations", "label_list.mat", "photos"]
     photos = sorted(path.name for path in (data_dir / "photos").iterdir())
-    assert photos == ["0001.jpg", "0002.jpg", "0003.jpg", "0004.jpg"]
-    assert [path.name for path in (data_dir / "annotations").iterdir()] == ["pixel-level"]
+    # 0007 has no annotation of either kind and is left out.
+    assert photos == ["0001.jpg", "0002.jpg", "0003.jpg", "0004.jpg", "0005.jpg", "0006.jpg"]
+    assert sorted(path.name for path in (data_dir / "annotations").iterdir()) == ["image-level", "pixel-level"]
     assert len(list((data_dir / "annotations" / "pixel-level").iterdir())) == 4
+    assert sorted(path.name for path in (data_dir / "annotations" / "image-level").iterdir()) == ["0005.mat",
+                                                                                                   "0006.mat"]
+    assert photo_tags(data_dir / "photos" / "0006.jpg") == {CLASS_NAMES[0], CLASS_NAMES[6]}
     source = tmp_path / "source"
     assert (data_dir / "photos" / "0003.jpg").read_bytes() == (source / "photos" / "0003.jpg").read_bytes()
     labels = np.load(cache_dir / "labels.npy")
@@ -83,7 +93,8 @@ def test_download_keeps_the_pixel_level_subset_and_preprocess_uses_it(tmp_path, 
     groundtruth = scipy.io.loadmat(source / "annotations" / "pixel-level" / "0001.mat")["groundtruth"]
     expected = np.asarray(Image.fromarray(groundtruth).resize((14, 20), Image.Resampling.NEAREST))
     np.testing.assert_array_equal(labels[0], expected)
-    assert "downloaded 4 photos with pixel-level annotations" in capsys.readouterr().out
+    assert (f"downloaded 6 photos into {data_dir}: 4 with pixel-level annotations (what preprocess.py uses), 2 with "
+            "image-level tags only") in capsys.readouterr().out
 
 
 def test_download_is_skipped_when_the_data_is_already_there(tmp_path, capsys):
