@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from helpers.atomic_files import atomic_write_text
-from helpers.checkpoint import load_checkpoint, save_checkpoint
+from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
 from helpers.errors import ClothVisionError
 from trainers.distributed import wait_for_all_processes
 
@@ -118,11 +118,13 @@ class CheckpointingMixin:
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test split; rank 0 writes <model>_test.json."""
         wait_for_all_processes()
-        self.model.load_state_dict(load_checkpoint(self.best_checkpoint_path)["state_dict"])
+        state_dict = load_checkpoint(self.best_checkpoint_path)["state_dict"]
+        self.model.load_state_dict(state_dict)
         metrics = self.evaluate("test")
         report = {
             "model_name": self.model_name,
             "checkpoint": str(self.best_checkpoint_path),
+            "state_dict_digest": state_dict_digest(state_dict),
             "best_epoch": self.best_epoch,
             "split": "test",
             "num_images": len(self.loaders["test"].ids),
