@@ -176,6 +176,11 @@ class CustomClothingDataset(Dataset):
         self.cache = load_cache(state["cache"])
 
 
+# Tags that give the batch order and the augmentation draws their own random streams of (seed, epoch): a tag
+# after (seed, epoch) keeps them apart even on rank 0, which a rank alone would not (NumPy pads seeds with 0).
+ORDER_STREAM, AUGMENTATION_STREAM = 0, 1
+
+
 class DeviceBatchLoader:
     """Batches of one split from tensors held on `device` (moved there once, as uint8).
 
@@ -225,7 +230,7 @@ class DeviceBatchLoader:
         split_size = len(self.ids)
         if not self.shuffle:
             return np.arange(self.rank, split_size, self.world_size)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(split_size)
+        order = np.random.default_rng([self.seed, self.epoch, ORDER_STREAM]).permutation(split_size)
         padded = np.resize(order, self.num_samples * self.world_size)
         return padded[self.rank::self.world_size]
 
@@ -234,7 +239,7 @@ class DeviceBatchLoader:
         starts = range(0, len(self) * self.batch_size, self.batch_size)
         # Drawn on the CPU from (seed, epoch, rank) so a run repeats exactly on any device, and sent to the
         # device in one copy per epoch: a copy per step would make the CPU wait for the GPU's previous step.
-        random = np.random.default_rng([self.seed, self.epoch, self.rank])
+        random = np.random.default_rng([self.seed, self.epoch, AUGMENTATION_STREAM, self.rank])
         if self.augment == "flip":
             flips = random.random(len(positions)) < 0.5
             rows_per_batch = [np.flatnonzero(flips[start:start + self.batch_size]) for start in starts]

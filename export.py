@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from helpers.atomic_files import atomic_write
+from helpers.checkpoint import state_dict_digest
 from helpers.errors import ClothVisionError, run_cli
 from inference.backends import OnnxRuntimeBackend, load_torch_checkpoint
 from inference.onnx_format import (
@@ -47,10 +48,11 @@ def relative_logit_difference(reference: torch.Tensor, candidate: torch.Tensor) 
     return ((candidate - reference).abs().max() / logit_range).item()
 
 
-def read_test_metrics(checkpoint_path: Path, model_name: str) -> dict | None:
+def read_test_metrics(checkpoint_path: Path, checkpoint: dict) -> dict | None:
     """The test metrics of <model>_test.json, which train.py writes beside the best checkpoint, when that
-    report is about this very checkpoint file."""
-    report_path = checkpoint_path.with_name(f"{model_name}_test.json")
+    report is about these very weights (its state_dict_digest); a report about other weights (another run
+    into the same folder, or a run stopped before its test evaluation) is left out with a notice."""
+    report_path = checkpoint_path.with_name(f"{checkpoint['model_name']}_test.json")
     if not report_path.is_file():
         return None
     try:
@@ -58,7 +60,9 @@ def read_test_metrics(checkpoint_path: Path, model_name: str) -> dict | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ClothVisionError(f"test report {report_path} is not JSON ({error}): delete it or evaluate the "
                                "checkpoint again") from None
-    if not isinstance(report, dict) or Path(str(report.get("checkpoint", ""))).name != checkpoint_path.name:
+    if not isinstance(report, dict) or report.get("state_dict_digest") != state_dict_digest(checkpoint["state_dict"]):
+        print(f"Left out the test metrics of {report_path}: they are not about the weights of {checkpoint_path}; "
+              "finish the run that wrote them (train.py --resume) to include them")
         return None
     return {key: report[key] for key in TEST_METRIC_KEYS if key in report}
 
@@ -75,7 +79,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path | None =
         raise ClothVisionError(f"output {out_path} does not end in {ONNX_SUFFIX}: img_test.py recognises ONNX "
                                f"files by that suffix; pass --out NAME{ONNX_SUFFIX}")
     checkpoint, torch_backend = load_torch_checkpoint(checkpoint_path, "cpu", "fp32")
-    test_metrics = read_test_metrics(checkpoint_path, checkpoint["model_name"])
+    test_metrics = read_test_metrics(checkpoint_path, checkpoint)
     image_size = tuple(int(side) for side in checkpoint["image_size"])
     model_bytes = export_to_onnx(torch_backend.model, image_size, opset, metadata_of(checkpoint, test_metrics))
     images = torch.randn(VERIFICATION_BATCH, 3, *image_size, generator=torch.Generator().manual_seed(0))

@@ -34,6 +34,7 @@ from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
 from helpers.image_io import UnreadableImageError, write_png
 from inference.attire import (
+    DEFAULT_MINIMUM_SHARE,
     PhotoDescription,
     PredictionSource,
     describe_photo,
@@ -106,8 +107,8 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
 
 def test_with_image(image_file: str | Path, checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT,
                     label_file: str | Path | None = None, show: bool | None = None,
-                    save_to: str | Path | None = None, device: str = "auto",
-                    precision: str = "auto", tta: str = DEFAULT_TTA) -> tuple[np.ndarray, list[str]]:
+                    save_to: str | Path | None = None, device: str = "auto", precision: str = "auto",
+                    tta: str = DEFAULT_TTA, min_share: float = DEFAULT_MINIMUM_SHARE) -> tuple[np.ndarray, list[str]]:
     """Predict the clothes in one photo and draw Original | Label | Prediction.
 
     Returns (prediction, predicted_classes): an HxW uint8 class-index map at the photo's own size and
@@ -117,12 +118,13 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
     only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint is a .pt file, an
     .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded.
     tta 'flip' averages the scores of the photo and of its mirror image; device, precision and tta apply
-    to a checkpoint file, a SegmentationPredictor keeps its own.
+    to a checkpoint file, a SegmentationPredictor keeps its own. min_share: predicted garments under this
+    share of the person's pixels are left out of the description.
     """
     if save_to is not None:
         figure_format(save_to)
     predictor = predictor_for(checkpoint, device, precision, tta)
-    described = describe_photo(image_file, PredictionSource(predictor))
+    described = describe_photo(image_file, PredictionSource(predictor, min_share))
     image, prediction, decoder = described.image, described.class_map, predictor.decoder
     label_file = label_file if label_file is not None else find_dataset_label(image_file)
     label = None if label_file is None else read_label(label_file, decoder, image_file, image.size)
@@ -175,13 +177,13 @@ def write_prediction_pngs(out_dir: Path, stem: str, image: Image.Image, predicti
     return [write_png(out_dir / f"{stem}_{kind}.png", pictures[kind]) for kind in OUTPUT_KINDS]
 
 
-def predict_files(image_files: list[Path], out_dir: str | Path,
-                  predictor: SegmentationPredictor) -> PredictionReport:
+def predict_files(image_files: list[Path], out_dir: str | Path, predictor: SegmentationPredictor,
+                  min_share: float = DEFAULT_MINIMUM_SHARE) -> PredictionReport:
     """Write the three PNGs of every readable image into out_dir, and all their descriptions into
     out_dir/descriptions.jsonl; unreadable files are skipped, not fatal."""
     out_dir = Path(out_dir)
     report = PredictionReport()
-    source = PredictionSource(predictor)
+    source = PredictionSource(predictor, min_share)
     for image_file, stem in zip(tqdm(image_files, desc="Predicting", unit="image"), output_stems(image_files),
                                 strict=True):
         try:
@@ -199,10 +201,11 @@ def predict_files(image_files: list[Path], out_dir: str | Path,
 
 def predict_folder(folder: str | Path, out_dir: str | Path,
                    checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT, device: str = "auto",
-                   precision: str = "auto", tta: str = DEFAULT_TTA) -> PredictionReport:
+                   precision: str = "auto", tta: str = DEFAULT_TTA,
+                   min_share: float = DEFAULT_MINIMUM_SHARE) -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
     folder = Path(folder)
-    report = predict_files(files_in(folder), out_dir, predictor_for(checkpoint, device, precision, tta))
+    report = predict_files(files_in(folder), out_dir, predictor_for(checkpoint, device, precision, tta), min_share)
     if not report.written:
         raise no_readable_image_error(folder, report.skipped)
     return report
@@ -252,14 +255,14 @@ def main(argv: list[str] | None = None) -> None:
             raise ClothVisionError(f"{image_path} is a folder: add --out-dir DIR to write a mask, an overlay "
                                    "and a class-index PNG for each of its images")
         test_with_image(image_path, predictor(), args.label, show=False if args.save else None,
-                        save_to=args.save)
+                        save_to=args.save, min_share=args.min_share)
         if args.save:
             print(f"Saved the figure to {args.save}")
         return
     if image_path.is_dir():
-        report = predict_folder(image_path, args.out_dir, predictor())
+        report = predict_folder(image_path, args.out_dir, predictor(), min_share=args.min_share)
     else:
-        report = predict_files([image_path], args.out_dir, predictor())
+        report = predict_files([image_path], args.out_dir, predictor(), args.min_share)
         if report.skipped:  # skipping suits a folder; the one file asked for must be an image
             raise report.skipped[0][1]
     print(report.summary(args.out_dir))

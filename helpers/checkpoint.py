@@ -1,5 +1,6 @@
 """Self-contained checkpoints: saved atomically, loaded only through torch's weights_only unpickler."""
 
+import hashlib
 import pickle
 import re
 import warnings
@@ -18,6 +19,17 @@ def save_checkpoint(path: str | Path, checkpoint: dict) -> Path:
     """Write checkpoint (plain containers, numbers, strings and tensors only) to path atomically."""
     stamped = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **checkpoint}
     return atomic_write(path, lambda temporary: torch.save(stamped, temporary))
+
+
+def state_dict_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes: the same weights give the same digest
+    wherever they are stored, so a report can say which weights it is about."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _first_sentence(text: str) -> str:

@@ -86,7 +86,7 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 REFERENCE_NAMES = [name for name, colours in REFERENCE_COLOURS.items() for _ in colours]
 REFERENCE_LAB = srgb_to_lab(np.array([colour for colours in REFERENCE_COLOURS.values() for colour in colours]))
-NAMED_LAB = {name: srgb_to_lab(np.array(colours[0])) for name, colours in REFERENCE_COLOURS.items()}
+NAMED_LAB = {name: srgb_to_lab(np.array(colours)) for name, colours in REFERENCE_COLOURS.items()}
 
 
 def colour_name(lab: np.ndarray) -> str:
@@ -94,6 +94,12 @@ def colour_name(lab: np.ndarray) -> str:
     weights = np.array([LIGHTNESS_WEIGHT, 1.0, 1.0])
     distances = np.linalg.norm((REFERENCE_LAB - np.asarray(lab)) * weights, axis=1)
     return REFERENCE_NAMES[int(np.argmin(distances))]
+
+
+def distance_to_colour(name: str, lab: np.ndarray) -> float:
+    """CIELAB ΔE from one Lab colour to the nearest reference point of a colour word: a light grey is near
+    "grey" because of the light grey point, whatever the dark one."""
+    return float(np.linalg.norm(NAMED_LAB[name] - np.asarray(lab), axis=1).min())
 
 
 def kmeans(points: np.ndarray, clusters: int) -> np.ndarray:

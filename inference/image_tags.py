@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.garment_groups import read_group_table
 from helpers.dataset_layouts import ORIGINAL_LAYOUT
 from helpers.errors import ClothVisionError
 from inference.dataset_labels import dataset_label_and_decoder, find_dataset_label
-from inference.garment_groups import read_group_table
 from label_encoder import LabelEncoder, read_mat_variable
 
 IMAGE_LEVEL_FOLDER = "annotations/image-level"

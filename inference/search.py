@@ -7,8 +7,9 @@ means the group). A term scores against a photo's best-matching garment:
     kind   1 for the class named (or any class of the group named); SAME_GROUP_CREDIT (0.5) for another
            class of the named class's group (a jacket for "coat": both outerwear); otherwise no match
     colour 1 for the colour named (or when the term names none); for another colour OTHER_COLOUR_CREDIT (0.5)
-           × (1 - ΔE / COLOUR_DISTANCE_SCALE), ΔE the CIELAB distance between the named colour's reference and
-           the garment's measured colour, floored at 0: a navy coat is closer to "black coat" than a red one
+           × (1 - ΔE / COLOUR_DISTANCE_SCALE), ΔE the CIELAB distance between the nearest reference point of
+           the named colour and the garment's measured colour, floored at 0: a navy coat is closer to "black
+           coat" than a red one
 
 A term's score is kind × colour of its best garment, a photo's score the mean over the terms (1 = every term
 matched exactly). Photos with equal scores rank by the share of the person their matching garments cover
@@ -22,7 +23,7 @@ import numpy as np
 from evaluation.garment_groups import read_group_table
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, PhotoDescription
-from inference.colour_names import COLOUR_WORDS, NAMED_LAB, srgb_to_lab
+from inference.colour_names import COLOUR_WORDS, distance_to_colour, srgb_to_lab
 
 SAME_GROUP_CREDIT = 0.5
 OTHER_COLOUR_CREDIT = 0.5
@@ -87,7 +88,7 @@ def parse_query(query: str) -> list[Term]:
 def colour_credit(term: Term, garment: Garment) -> float:
     if term.colour is None or term.colour == garment.colour:
         return 1.0
-    distance = float(np.linalg.norm(NAMED_LAB[term.colour] - srgb_to_lab(np.array(garment.rgb))))
+    distance = distance_to_colour(term.colour, srgb_to_lab(np.array(garment.rgb)))
     return OTHER_COLOUR_CREDIT * max(0.0, 1.0 - distance / COLOUR_DISTANCE_SCALE)
 
 

@@ -251,6 +251,19 @@ def test_augment_flips_image_and_label_of_the_same_samples(cache):
     assert first == flips[:28]
 
 
+def test_flips_are_not_drawn_from_the_stream_that_shuffles(cache):
+    """The order's generator, started afresh, must not also give the flips: they would be a function of the
+    permutation draws (NumPy pads seeds with zeros, so (seed, epoch) and (seed, epoch, rank 0) coincide)."""
+    loader = DeviceBatchLoader(cache, "train", batch_size=8, device="cpu", shuffle=True, augment="flip", seed=2)
+    loader.set_epoch(3)
+    order_stream = np.random.default_rng([2, 3])
+    order = order_stream.permutation(len(loader.ids))
+    seen = [found for _, labels in loader for found in identify(cache, labels)]
+    assert [row for row, _ in seen] == cache.split_indices("train")[order].tolist()
+    flips_from_the_order_stream = (np.random.default_rng([2, 3]).random(len(seen)) < 0.5).tolist()
+    assert [flipped for _, flipped in seen] != flips_from_the_order_stream
+
+
 def test_loader_arguments_are_checked(cache):
     with pytest.raises(ValueError, match="rank 2 is outside world_size 2"):
         DeviceBatchLoader(cache, "val", batch_size=2, device="cpu", rank=2, world_size=2)

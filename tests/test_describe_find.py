@@ -16,6 +16,7 @@ from inference.attire import LabelSource, describe_photo
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONSTANT_CLASS = 7  # 'boots' in the CCP class list
+HAT_CLASS = 20
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,32 @@ def test_describe_a_prediction_names_the_predicted_garment_in_the_photos_colour(
     (folder / "notes.txt").write_text("not a photo")
     assert run_cli(img_test.main, [str(folder), "--describe", "--checkpoint", str(boots_checkpoint)]) == 0
     assert printed_lines(capsys) == ["red.png: red boots", "white.png: white boots"]
+
+
+def boots_and_a_speck_of_hat(image: Image.Image) -> np.ndarray:
+    """Boots everywhere but 0.5 % of hat: a garment that --min-share 0 keeps and the default share drops."""
+    class_map = np.full((image.height, image.width), CONSTANT_CLASS, dtype=np.uint8)
+    class_map[:5, :10] = HAT_CLASS
+    return class_map
+
+
+@pytest.mark.parametrize("minimum_share, expected", [([], "white boots"),
+                                                     (["--min-share", "0"], "white boots, white hat")])
+def test_min_share_reaches_the_figure_the_out_dir_and_describe(minimum_share, expected, boots_checkpoint,
+                                                               tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(img_test.SegmentationPredictor, "predict", lambda self, image: boots_and_a_speck_of_hat(image))
+    photo = tmp_path / "white.png"
+    Image.new("RGB", (100, 100), (245, 245, 245)).save(photo)
+    common = [str(photo), "--checkpoint", str(boots_checkpoint), *minimum_share]
+    assert run_cli(img_test.main, [*common, "--describe"]) == 0
+    assert printed_lines(capsys) == [f"white.png: {expected}"]
+    assert run_cli(img_test.main, [*common, "--save", str(tmp_path / "figure.png")]) == 0
+    assert f"Description: {expected}" in printed_lines(capsys)
+    assert run_cli(img_test.main, [*common, "--out-dir", str(tmp_path / "out")]) == 0
+    record = json.loads((tmp_path / "out" / "descriptions.jsonl").read_text())
+    assert ", ".join(f"{garment['colour']} {garment['name']}" for garment in record["garments"]) == expected
+    img_test.test_with_image(photo, boots_checkpoint, show=False, min_share=0.0 if minimum_share else 0.01)
+    assert f"Description: {expected}" in printed_lines(capsys)
 
 
 def test_find_ranks_a_descriptions_file_without_rerunning_anything(ccp_synthetic, tmp_path, capsys):

@@ -7,13 +7,19 @@ import sys
 import numpy as np
 import pytest
 import torch
-from checkpoint_factory import TINY_UNET_KWARGS, fitted_tiny_unet, write_model_checkpoint, write_tiny_checkpoint
+from checkpoint_factory import (
+    TINY_UNET_KWARGS,
+    fitted_tiny_unet,
+    tiny_unet,
+    write_model_checkpoint,
+    write_tiny_checkpoint,
+)
 from PIL import Image
 from synthetic_ccp import write_ccp_layout
 
 import export
 import img_test
-from helpers.checkpoint import load_checkpoint
+from helpers.checkpoint import load_checkpoint, state_dict_digest
 from helpers.errors import ClothVisionError, run_cli
 from helpers.image_io import read_rgb_image
 from inference.onnx_format import EXPORT_PACKAGES, export_to_onnx
@@ -44,7 +50,8 @@ def checkpoints(synthetic_data, tmp_path_factory, onnx_packages):
     checkpoint = write_model_checkpoint(
         folder / "unet.pt", "unet", fitted_tiny_unet(photos, labels, IMAGE_SIZE), TINY_UNET_KWARGS, IMAGE_SIZE,
         metrics={**VAL_METRICS, "confusion_matrix": torch.eye(59, dtype=torch.int64), "per_class_iou": [0.5]})
-    report = {"checkpoint": str(checkpoint), **TEST_REPORT, "confusion_matrix": [[1]]}
+    digest = state_dict_digest(load_checkpoint(checkpoint)["state_dict"])
+    report = {"checkpoint": str(checkpoint), "state_dict_digest": digest, **TEST_REPORT, "confusion_matrix": [[1]]}
     (folder / "unet_test.json").write_text(json.dumps(report), encoding="utf-8")
     return checkpoint, export.export_checkpoint(checkpoint)
 
@@ -77,11 +84,24 @@ def test_metadata_reads_back_as_the_checkpoints_entries(checkpoints):
                                                                                  checkpoint["split_ids"])
 
 
-def test_test_report_of_another_checkpoint_is_left_out(tmp_path):
-    (tmp_path / "unet_test.json").write_text(json.dumps({"checkpoint": "results/unet.pt", **TEST_REPORT}))
-    assert export.read_test_metrics(tmp_path / "unet.pt", "unet") == TEST_REPORT
-    assert export.read_test_metrics(tmp_path / "unet_last.pt", "unet") is None
-    assert export.read_test_metrics(tmp_path / "unet.pt", "mobilenetv3") is None
+def test_test_report_of_other_weights_is_left_out_with_a_notice(tmp_path, capsys):
+    """A finished run's report stays beside the checkpoint of a second run into the same folder (another seed)
+    that stopped before its test evaluation: same file name, other weights."""
+    reported, second_run = ({"model_name": "unet", "state_dict": tiny_unet(seed=seed).state_dict()} for seed in (0, 1))
+    report = {"checkpoint": "results/unet.pt", "state_dict_digest": state_dict_digest(reported["state_dict"]),
+              **TEST_REPORT}
+    (tmp_path / "unet_test.json").write_text(json.dumps(report))
+    assert export.read_test_metrics(tmp_path / "unet.pt", reported) == TEST_REPORT
+    assert export.read_test_metrics(tmp_path / "copy-of-unet.pt", reported) == TEST_REPORT  # same weights
+    assert capsys.readouterr().out == ""
+    assert export.read_test_metrics(tmp_path / "unet.pt", second_run) is None
+    assert capsys.readouterr().out == (f"Left out the test metrics of {tmp_path / 'unet_test.json'}: they are not "
+                                       f"about the weights of {tmp_path / 'unet.pt'}; finish the run that wrote "
+                                       "them (train.py --resume) to include them\n")
+    (tmp_path / "unet_test.json").write_text(json.dumps({key: report[key] for key in report
+                                                         if key != "state_dict_digest"}))
+    assert export.read_test_metrics(tmp_path / "unet.pt", reported) is None
+    assert export.read_test_metrics(tmp_path / "unet.pt", {**reported, "model_name": "mobilenetv3"}) is None
 
 
 def test_export_command_writes_the_file_and_says_how_close_it_is(onnx_packages, tmp_path, capsys):

@@ -9,7 +9,7 @@ import torch
 from training_runs import build_cache, one_torch_thread, run_train, script_environment, train_script_command
 
 import train as train_script
-from helpers.checkpoint import load_checkpoint
+from helpers.checkpoint import load_checkpoint, state_dict_digest
 from helpers.errors import run_cli
 from trainers import ModelTrainer
 
@@ -52,6 +52,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     whole_report = json.loads((tmp_path / "whole" / "unet_test.json").read_text())
     resumed_report = json.loads((out / "unet_test.json").read_text())
     assert {**resumed_report, "checkpoint": None} == {**whole_report, "checkpoint": None}
+    assert resumed_report["state_dict_digest"] == state_dict_digest(load_checkpoint(out / "unet.pt")["state_dict"])
     for name in ("unet.pt", "unet_last.pt"):
         whole_checkpoint = load_checkpoint(tmp_path / "whole" / name)
         resumed_checkpoint = load_checkpoint(out / name)

@@ -1,9 +1,11 @@
 """Finding photos by a description: query terms, scores, ranking, and the top-3 rate on real CCP photos."""
 
+import numpy as np
 import pytest
 
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, LabelSource, PhotoDescription, describe_files
+from inference.colour_names import srgb_to_lab
 from inference.search import Term, parse_query, rank, term_score
 
 SEARCHED_PHOTOS = 30
@@ -60,6 +62,16 @@ def test_a_term_scores_fully_partly_or_not_at_all():
     assert term_score(grey_coat, (Garment(*RED_SHOES),)) == (0.0, 0.0)
     [red_footwear] = parse_query("red footwear")
     assert term_score(red_footwear, (Garment(*RED_SHOES), Garment(*RED_BOOTS))) == (1.0, 0.08)
+
+
+def test_colour_credit_is_measured_to_the_nearest_reference_point_of_the_named_colour():
+    [grey_coat] = parse_query("grey coat")
+    whitish, black = (term_score(grey_coat, (Garment("coat", "outerwear", colour, rgb, 0.5),))[0]
+                      for colour, rgb in (("white", (215, 215, 215)), ("black", (25, 25, 28))))
+    whitish_lab, light_grey_lab = srgb_to_lab(np.array([[215, 215, 215], [175, 175, 178]]))
+    light_grey_distance = np.linalg.norm(whitish_lab - light_grey_lab)
+    assert whitish == pytest.approx(0.5 * (1 - light_grey_distance / 100))
+    assert whitish > black
 
 
 def test_photos_rank_by_mean_term_score_then_by_the_share_of_matching_garments():

@@ -57,6 +57,16 @@ def test_correct_pixels_counts_where_the_true_class_scores_highest():
     assert correct_pixels(logits, ignored, ignored != IGNORE_INDEX).item() == 3
 
 
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_correct_pixels_breaks_ties_as_argmax_does(dtype):
+    # One image of 1×3 pixels, three classes; each pixel ties its best score between two classes.
+    logits = torch.tensor([[[[2.0, 0.0, 1.0]], [[2.0, 3.0, 0.0]], [[0.0, 3.0, 1.0]]]], dtype=dtype)
+    everywhere = torch.ones((1, 1, 3), dtype=torch.bool)
+    assert logits.argmax(dim=1).tolist() == [[[0, 1, 0]]]
+    assert correct_pixels(logits, torch.tensor([[[0, 1, 0]]]), everywhere).item() == 3
+    assert correct_pixels(logits, torch.tensor([[[1, 2, 2]]]), everywhere).item() == 0
+
 def test_trainer_class_follows_the_registry():
     assert trainer_class_for("unet") is ModelTrainer
     assert all(trainer_class_for(name) is TransferLearningTrainer for name in ("mobilenetv3", "resnet50", "resnet101"))

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from helpers.atomic_files import atomic_write_text
-from helpers.checkpoint import load_checkpoint, save_checkpoint
+from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
 from helpers.errors import ClothVisionError
 from trainers.distributed import copy_buffers_from_rank_zero, wait_for_all_processes
 from trainers.native_evaluation import evaluate_at_native_size
@@ -140,7 +140,8 @@ class CheckpointingMixin:
         """Evaluate the best checkpoint on the test split at the annotations' own size; rank 0 writes
         <model>_test.json and the per-image confusion matrices <model>_test_images.npz."""
         wait_for_all_processes()
-        self.model.load_state_dict(load_checkpoint(self.best_checkpoint_path)["state_dict"])
+        state_dict = load_checkpoint(self.best_checkpoint_path)["state_dict"]
+        self.model.load_state_dict(state_dict)
         copy_buffers_from_rank_zero(self.model)
         loader = self.loaders["test"]
         metrics = evaluate_at_native_size(self.forward_module, loader, self.cache.native_labels("test"),
@@ -149,6 +150,7 @@ class CheckpointingMixin:
             {
                 "model_name": self.model_name,
                 "checkpoint": str(self.best_checkpoint_path),
+                "state_dict_digest": state_dict_digest(state_dict),
                 "best_epoch": self.best_epoch,
                 "learning_rates": self.starting_learning_rates,
                 "precision": self.precision.name,

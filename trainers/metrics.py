@@ -113,13 +113,13 @@ def _present_or_none(values: torch.Tensor, present: torch.Tensor) -> list[float 
 
 
 def correct_pixels(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Valid pixels whose true class scores highest (a tie counts as correct).
+    """Valid pixels whose true class is the predicted one: of tied best scores, the lowest class index wins,
+    as in argmax and so in every prediction and confusion matrix.
 
-    One gather and one max over the classes: on a CPU, argmax over the channel dimension of an N×C×H×W
-    tensor takes five times as long and would cost the training step about 7 %.
+    max over the classes returns argmax's indices (the first maximum) in about the time of amax, while on a
+    CPU argmax over the channel dimension of an N×C×H×W tensor takes several times as long.
     """
-    classes = labels.masked_fill(~valid, 0).unsqueeze(1)
-    return ((logits.gather(1, classes).squeeze(1) >= logits.amax(dim=1)) & valid).sum()
+    return ((logits.max(dim=1).indices == labels) & valid).sum()
 
 
 def accumulator_dtype_for(device: torch.device) -> torch.dtype:
