@@ -35,6 +35,7 @@ from trainers.distributed import (
 from trainers.evaluate_command import run_evaluate_command
 from trainers.options import make_options, option_keywords, with_learning_rates
 from trainers.plots import plot_comparison, plot_training_curves
+from trainers.report import read_image_confusion
 from trainers.run_checks import (
     NEVER_RESUMED,
     check_cache_fits,
@@ -121,6 +122,7 @@ def train_model(
         report["garment_groups"]["miou"],
         sum(row["seconds"] for row in history) / len(history),
         trainer.starting_learning_rates,
+        report["intervals"],
     )
     return {"history": history, "test": report, "summary": summary}
 
@@ -194,7 +196,8 @@ def train(**keywords) -> dict[str, dict]:
             out / "comparison.png",
             show=show_plots,
         )
-        write_summary([result["summary"] for result in results.values()], out / "summary.md")
+        image_confusion = {name: read_image_confusion(out / f"{name}_test.json")[1] for name in names}
+        write_summary([result["summary"] for result in results.values()], out / "summary.md", image_confusion)
         print(f"wrote {out / 'comparison.png'} and {out / 'summary.md'}")
     if show_plots:
         import matplotlib.pyplot as plt

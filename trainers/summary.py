@@ -1,9 +1,13 @@
-"""summary.md: one row per trained model, the numbers a reader compares first."""
+"""summary.md: one row per trained model, the numbers a reader compares first, and the paired comparison
+of every two models scored on the same test images."""
 
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
-from evaluation.bootstrap import format_with_interval
+import numpy as np
+
+from evaluation.bootstrap import format_with_interval, image_statistics, paired_difference
 from helpers.atomic_files import atomic_write_text
 
 
@@ -58,5 +62,30 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
     )
 
 
-def write_summary(summaries: list[ModelSummary], path: str | Path) -> Path:
-    return atomic_write_text(path, summary_markdown(summaries))
+def paired_comparison_markdown(image_confusion: dict[str, np.ndarray]) -> str:
+    """For every two models (in the order given), the test mIoU difference with its 95 % paired-bootstrap
+    interval: both models recomputed on the same 1000 resamples of the test images."""
+    statistics = {name: image_statistics(matrices) for name, matrices in image_confusion.items()}
+    rows = []
+    for first, second in combinations(statistics, 2):
+        compared = paired_difference(statistics[first], statistics[second])
+        low, high = (100 * bound for bound in compared["interval"])
+        verdict = "no difference shown" if low <= 0 <= high else f"{first if low > 0 else second} better"
+        rows.append(f"| {first} − {second} | {100 * compared['difference']:+.1f} | {low:+.1f} to {high:+.1f} "
+                    f"| {verdict} |\n")
+    return (
+        "\n## Paired comparison\n\nTest mIoU difference in points, with its 95 % paired-bootstrap interval over "
+        "the test images (the same resampled images for both models, at the annotations' own size); an "
+        "interval that contains 0 shows no difference.\n\n"
+        "| models | mIoU difference | 95 % interval | |\n|---|---:|---:|---|\n" + "".join(rows)
+    )
+
+
+def write_summary(summaries: list[ModelSummary], path: str | Path,
+                  image_confusion: dict[str, np.ndarray] | None = None) -> Path:
+    """summary.md; with image_confusion (model name -> its N×K×K per-image test confusion matrices, same images
+    in the same order), the paired comparison too."""
+    text = summary_markdown(summaries)
+    if image_confusion is not None and len(image_confusion) > 1:
+        text += paired_comparison_markdown(image_confusion)
+    return atomic_write_text(path, text)
