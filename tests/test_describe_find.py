@@ -52,7 +52,8 @@ def test_describe_a_prediction_names_the_predicted_garment_in_the_photos_colour(
     Image.new("RGB", (50, 70), (245, 245, 245)).save(folder / "white.png")
     (folder / "notes.txt").write_text("not a photo")
     assert run_cli(img_test.main, [str(folder), "--describe", "--checkpoint", str(boots_checkpoint)]) == 0
-    assert printed_lines(capsys) == ["red.png: red boots", "white.png: white boots"]
+    assert printed_lines(capsys) == ["red.png: red boots", "white.png: white boots",
+                                     "Skipped 1 files that are not readable images: notes.txt (not an image)"]
 
 
 def test_find_ranks_a_descriptions_file_without_rerunning_anything(ccp_synthetic, tmp_path, capsys):
