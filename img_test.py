@@ -76,6 +76,7 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
                            decoder: LabelDecoder, title: str, show: bool, description: str = "") -> Figure:
     """Original | Label (when known) | Prediction with the description of what is worn under it, above a
     legend of the colours of the classes shown."""
+    decoder = decoder.for_figures()
     panels = [("Original", np.asarray(image))]
     if label is not None:
         panels.append(("Label", decoder.decode(label)))
