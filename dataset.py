@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from helpers.dataset_layouts import LAYOUTS
 from helpers.errors import ClothVisionError, error_reason
 
 # Version 2 added the labels at the annotations' own size.
@@ -86,12 +87,22 @@ def rerun_preprocess(cache_dir: Path) -> str:
     return f"rerun `python preprocess.py --out {cache_dir}`"
 
 
+def no_cache_error(cache_dir: Path) -> ClothVisionError:
+    """The error for a folder without a cache's meta.json; a dataset folder there (photos/ or images/) was
+    meant for preprocess.py, which makes the cache."""
+    if any((cache_dir / layout.photo_folder).is_dir() for layout in LAYOUTS):
+        cache = cache_dir / "processed"
+        return ClothVisionError(f"{cache_dir} is a dataset folder, not a cache: make its cache with `python "
+                                f"preprocess.py --data {cache_dir} --out {cache}`, then pass --data {cache}")
+    return ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
+
+
 def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
     """Open a cache without unpickling anything; any problem says to rerun preprocess.py."""
     cache_dir = Path(cache_dir)
     meta_path = cache_dir / "meta.json"
     if not meta_path.is_file():
-        raise ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
+        raise no_cache_error(cache_dir)
     rerun = rerun_preprocess(cache_dir)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -23,6 +23,7 @@ import torch
 from helpers.atomic_files import atomic_write
 from helpers.checkpoint import state_dict_digest
 from helpers.errors import ClothVisionError, run_cli
+from helpers.output_paths import check_output_file
 from inference.backends import OnnxRuntimeBackend, load_torch_checkpoint
 from inference.onnx_format import (
     DEFAULT_OPSET,
@@ -78,6 +79,7 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path | None =
     if out_path.suffix.lower() != ONNX_SUFFIX:
         raise ClothVisionError(f"output {out_path} does not end in {ONNX_SUFFIX}: img_test.py recognises ONNX "
                                f"files by that suffix; pass --out NAME{ONNX_SUFFIX}")
+    check_output_file(out_path, "--out")
     checkpoint, torch_backend = load_torch_checkpoint(checkpoint_path, "cpu", "fp32")
     test_metrics = read_test_metrics(checkpoint_path, checkpoint)
     image_size = tuple(int(side) for side in checkpoint["image_size"])

@@ -33,6 +33,7 @@ from evaluation.test_time_augmentation import DEFAULT_TTA
 from helpers.errors import ClothVisionError, run_cli
 from helpers.figures import display_available, figure_format, finish_figure, new_figure
 from helpers.image_io import UnreadableImageError, write_png
+from helpers.output_paths import check_output_file
 from inference.attire import (
     DEFAULT_MINIMUM_SHARE,
     PhotoDescription,
@@ -40,11 +41,18 @@ from inference.attire import (
     describe_photo,
     files_in,
     no_readable_image_error,
+    skipped_summary,
     write_descriptions,
 )
 from inference.attire_commands import Sources, run_describe, run_find
-from inference.command_line import DEFAULT_CHECKPOINT, check_arguments, get_args_parser
-from inference.dataset_labels import DATASET_LABEL_FILES, find_dataset_label, read_label
+from inference.command_line import (
+    check_arguments,
+    check_output_paths,
+    default_checkpoint,
+    default_figure_path,
+    get_args_parser,
+)
+from inference.dataset_labels import DATASET_LABEL_FILES, find_dataset_label, read_label, recorded_dataset_folder
 from inference.predictor import SegmentationPredictor
 from label_decoder import LabelDecoder
 
@@ -59,18 +67,20 @@ DESCRIPTION_LINE_HEIGHT_INCHES = 0.2
 TITLES_HEIGHT_INCHES = 0.6
 
 
-def predictor_for(checkpoint: str | Path | SegmentationPredictor, device: str, precision: str,
+def predictor_for(checkpoint: str | Path | SegmentationPredictor | None, device: str, precision: str,
                   tta: str = DEFAULT_TTA) -> SegmentationPredictor:
-    """The predictor given (with its own device, precision and tta), or one loaded from the checkpoint file."""
+    """The predictor given (with its own device, precision and tta), or one loaded from the checkpoint file
+    (None: the default checkpoint)."""
     if isinstance(checkpoint, SegmentationPredictor):
         return checkpoint
-    return SegmentationPredictor(checkpoint, device, precision, tta)
+    return SegmentationPredictor(checkpoint or default_checkpoint(), device, precision, tta)
 
 
 def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, prediction: np.ndarray,
                            decoder: LabelDecoder, title: str, show: bool, description: str = "") -> Figure:
     """Original | Label (when known) | Prediction with the description of what is worn under it, above a
     legend of the colours of the classes shown."""
+    decoder = decoder.for_figures()
     panels = [("Original", np.asarray(image))]
     if label is not None:
         panels.append(("Label", decoder.decode(label)))
@@ -105,7 +115,7 @@ def draw_prediction_figure(image: Image.Image, label: np.ndarray | None, predict
     return figure
 
 
-def test_with_image(image_file: str | Path, checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT,
+def test_with_image(image_file: str | Path, checkpoint: str | Path | SegmentationPredictor | None = None,
                     label_file: str | Path | None = None, show: bool | None = None,
                     save_to: str | Path | None = None, device: str = "auto", precision: str = "auto",
                     tta: str = DEFAULT_TTA, min_share: float = DEFAULT_MINIMUM_SHARE) -> tuple[np.ndarray, list[str]]:
@@ -116,7 +126,8 @@ def test_with_image(image_file: str | Path, checkpoint: str | Path | Segmentatio
     photo (…/photos/NNNN.jpg, …/images/NNNN.jpg) the annotation beside it. Prints the classes and the
     description of what is worn, which the figure shows under the prediction. show=None shows the figure
     only where a display exists; save_to writes it (.png, .pdf, .svg, ...). checkpoint is a .pt file, an
-    .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded.
+    .onnx file (run in ONNX Runtime, on the CPU in float32) or a SegmentationPredictor already loaded; None
+    is results/unet.pt, what train.py writes by default, or else the only checkpoint in results/.
     tta 'flip' averages the scores of the photo and of its mirror image; device, precision and tta apply
     to a checkpoint file, a SegmentationPredictor keeps its own. min_share: predicted garments under this
     share of the person's pixels are left out of the description.
@@ -157,8 +168,7 @@ class PredictionReport:
         lines = [f"Wrote a mask, an overlay and a class-index PNG for {images} images to {out_dir}, and their "
                  f"descriptions to {Path(out_dir) / DESCRIPTIONS_FILE}"]
         if self.skipped:
-            listed = ", ".join(f"{path.name} ({error.reason})" for path, error in self.skipped)
-            lines.append(f"Skipped {len(self.skipped)} files that are not readable images: {listed}")
+            lines.append(skipped_summary(self.skipped))
         return "\n".join(lines)
 
 
@@ -200,7 +210,7 @@ def predict_files(image_files: list[Path], out_dir: str | Path, predictor: Segme
 
 
 def predict_folder(folder: str | Path, out_dir: str | Path,
-                   checkpoint: str | Path | SegmentationPredictor = DEFAULT_CHECKPOINT, device: str = "auto",
+                   checkpoint: str | Path | SegmentationPredictor | None = None, device: str = "auto",
                    precision: str = "auto", tta: str = DEFAULT_TTA,
                    min_share: float = DEFAULT_MINIMUM_SHARE) -> PredictionReport:
     """Predict every file directly in folder (hidden files and subfolders aside) into out_dir."""
@@ -211,11 +221,14 @@ def predict_folder(folder: str | Path, out_dir: str | Path,
     return report
 
 
-def test_split_image(checkpoint: str | Path | SegmentationPredictor, position: int,
-                     data_dir: str | Path = "data") -> Path:
-    """The position-th photo (0-based) of the test split the checkpoint was trained with, under data_dir."""
+def test_split_image(checkpoint: str | Path | SegmentationPredictor | None, position: int,
+                     data_dir: str | Path | None = None) -> Path:
+    """The position-th photo (0-based) of the test split the checkpoint was trained with, under data_dir
+    (None: the dataset folder its cache was made from, else data)."""
     # Read on the CPU: only the checkpoint's split is needed here, not an accelerator.
     predictor = predictor_for(checkpoint, "cpu", "auto")
+    if data_dir is None:
+        data_dir = recorded_dataset_folder(predictor.training_arguments) or "data"
     test_ids = predictor.split_ids.get("test", [])
     if not test_ids:
         raise ClothVisionError(f"checkpoint {predictor.checkpoint_path} records no test split: "
@@ -237,12 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = get_args_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
+    check_output_paths(args)
 
     # Loaded once, for --test-split-image's ids and the prediction alike, and only when needed:
     # --use-labels and searches of a descriptions file run without a model.
     @cache
-    def predictor() -> SegmentationPredictor:
-        return SegmentationPredictor(args.checkpoint, args.device, args.precision, args.tta)
+    def predictor(checkpoint: str | None = None) -> SegmentationPredictor:
+        return predictor_for(checkpoint or args.checkpoint, args.device, args.precision, args.tta)
 
     image_path = Path(args.input) if args.input is not None else test_split_image(
         args.checkpoint if args.use_labels else predictor(), args.test_split_image, args.data_dir)
@@ -254,10 +268,15 @@ def main(argv: list[str] | None = None) -> None:
         if image_path.is_dir():
             raise ClothVisionError(f"{image_path} is a folder: add --out-dir DIR to write a mask, an overlay "
                                    "and a class-index PNG for each of its images")
-        test_with_image(image_path, predictor(), args.label, show=False if args.save else None,
-                        save_to=args.save, min_share=args.min_share)
+        # Without a display the figure is written, or the first prediction would leave nothing to look at.
+        save_to = args.save or (None if display_available() else check_output_file(
+            default_figure_path(image_path), "--save"))
+        test_with_image(image_path, predictor(), args.label, show=False if save_to else None, save_to=save_to,
+                        min_share=args.min_share)
         if args.save:
             print(f"Saved the figure to {args.save}")
+        elif save_to:
+            print(f"No display to show the figure: saved it to {save_to} (--save FILE writes it elsewhere)")
         return
     if image_path.is_dir():
         report = predict_folder(image_path, args.out_dir, predictor(), min_share=args.min_share)

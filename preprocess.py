@@ -35,6 +35,7 @@ from helpers.dataset_layouts import Sample, SourceDataset, find_dataset, find_la
 from helpers.download import DEFAULT_URL, download_dataset
 from helpers.errors import ClothVisionError, run_cli
 from helpers.image_io import read_rgb_image
+from helpers.output_paths import check_output_folder
 from label_encoder import LabelEncoder
 
 DEFAULT_SIZE = (496, 304)
@@ -145,10 +146,10 @@ def split_rows(count: int, seed: int, fractions: tuple[float, float, float] = SP
     return {name: sorted(part.tolist()) for name, part in zip(SPLIT_NAMES, parts, strict=True)}
 
 
-def check_output_folder(out_dir: Path) -> None:
-    """Refuse to replace a folder that is not a cache: --out pointed at the data would delete it."""
-    if out_dir.is_file():
-        raise ClothVisionError(f"--out {out_dir} is a file: choose a folder for the cache")
+def check_cache_destination(out_dir: Path) -> None:
+    """Refuse an --out that cannot be written, and a folder that is not a cache: --out pointed at the data
+    would delete it."""
+    check_output_folder(out_dir, "--out", replaced=True)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "meta.json").is_file():
         raise ClothVisionError(
             f"--out {out_dir} is a non-empty folder that is not a preprocess.py cache, and it would be "
@@ -214,7 +215,7 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
             f"size {height}x{width}, seed {seed}: height and width must be positive, the seed 0 or more"
         )
     # Before the download, so a bad --out is reported before minutes of fetching.
-    check_output_folder(out_dir)
+    check_cache_destination(out_dir)
     if download:
         if data_dir.is_dir() and find_layout(data_dir) is not None:
             print(f"{data_dir} already holds the dataset: skipping the download")

@@ -8,6 +8,7 @@ from pathlib import Path
 from helpers.errors import ClothVisionError
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+CACHE_META_FILE = "meta.json"
 WHERE_TO_GET_DATA = "run `python preprocess.py --download` or see data/README.md"
 
 
@@ -63,6 +64,9 @@ def find_dataset(data_dir: str | os.PathLike) -> SourceDataset:
     if not data_dir.is_dir():
         raise ClothVisionError(f"data folder {data_dir} does not exist: {WHERE_TO_GET_DATA}")
     layout = find_layout(data_dir)
+    if layout is None and (data_dir / CACHE_META_FILE).is_file():
+        raise ClothVisionError(f"data folder {data_dir} is a preprocess.py cache, not a dataset: train on it with "
+                               f"`python train.py --data {data_dir}`, or pass the dataset folder to --data")
     if layout is None:
         contents = [entry.name for entry in data_dir.iterdir() if entry.name != "README.md"]
         problem = "is empty" if not contents else "holds no CCP dataset"

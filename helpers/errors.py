@@ -15,11 +15,17 @@ def error_reason(error: BaseException) -> str:
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
-    """Run a script's main(); a ClothVisionError becomes 'error: ...' on stderr and exit code 2."""
+    """Run a script's main(); a ClothVisionError (or an OSError) becomes 'error: ...' on stderr and exit code 2."""
     try:
         main(argv)
     except ClothVisionError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # What the commands' own checks did not foresee (a disk filling up, a file vanishing) still ends
+        # in one line; the OSError's text names the path.
+        print(f"error: {error_reason(error)}: check that path, its permissions and the free disk space",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         # A command that knows what it saved says so in the interrupt's message.

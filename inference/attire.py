@@ -25,6 +25,7 @@ from helpers.image_io import UnreadableImageError, read_rgb_image
 from inference.colour_names import garment_colour
 from inference.dataset_labels import dataset_label_and_decoder, read_label
 from inference.predictor import SegmentationPredictor
+from inference.provenance import FROM_LABELS, file_sha256
 from label_decoder import LabelDecoder
 
 # A predicted garment smaller than this share of the person's pixels is taken for noise. On a CCP photo
@@ -55,13 +56,16 @@ class PhotoDescription:
     path: str  # where the photo was read, to redraw it from a descriptions file
     source: str  # "prediction" or "label"
     garments: tuple[Garment, ...]
+    checkpoint: str | None = None  # the checkpoint that predicted the class map, or "labels"; None in old files
+    checkpoint_sha256: str | None = None  # of that checkpoint's file, to refuse redrawing with another
 
     def text(self) -> str:
         return ", ".join(garment.words() for garment in self.garments) or NO_GARMENTS
 
     def record(self) -> dict:
         """The JSON object of one photo; garments as {name, group, colour, rgb, share}."""
-        return {"image": self.image, "path": self.path, "source": self.source,
+        return {"image": self.image, "path": self.path, "source": self.source, "checkpoint": self.checkpoint,
+                "checkpoint_sha256": self.checkpoint_sha256,
                 "garments": [{**asdict(garment), "rgb": list(garment.rgb)} for garment in self.garments]}
 
 
@@ -96,6 +100,11 @@ class PredictionSource:
     def __init__(self, predictor: SegmentationPredictor, minimum_share: float = DEFAULT_MINIMUM_SHARE):
         self.predictor, self.minimum_share = predictor, minimum_share
         self.groups = garment_groups_for(predictor.decoder.class_names)
+        self.checkpoint = str(predictor.checkpoint_path)
+
+    @property
+    def checkpoint_sha256(self) -> str:
+        return file_sha256(self.checkpoint)
 
     def class_map(self, image_file: Path, image: Image.Image) -> tuple[np.ndarray, LabelDecoder, GarmentGroups]:
         return self.predictor.predict(image), self.predictor.decoder, self.groups
@@ -106,6 +115,7 @@ class LabelSource:
 
     name = "label"
     minimum_share = 0.0
+    checkpoint, checkpoint_sha256 = FROM_LABELS, None
 
     def class_map(self, image_file: Path, image: Image.Image) -> tuple[np.ndarray, LabelDecoder, GarmentGroups]:
         label_file, decoder = dataset_label_and_decoder(image_file)
@@ -131,8 +141,9 @@ def describe_photo(image_file: str | Path, source: ClassMapSource) -> DescribedP
     image = read_rgb_image(image_file)
     class_map, decoder, groups = source.class_map(image_file, image)
     garments = describe_class_map(class_map, image, groups, source.minimum_share)
-    return DescribedPhoto(PhotoDescription(image_file.name, str(image_file), source.name, garments), image,
-                          class_map, decoder)
+    description = PhotoDescription(image_file.name, str(image_file), source.name, garments, source.checkpoint,
+                                   source.checkpoint_sha256)
+    return DescribedPhoto(description, image, class_map, decoder)
 
 
 def files_in(folder: Path) -> list[Path]:
@@ -155,20 +166,27 @@ def describe_files(image_files: list[Path], source: ClassMapSource,
     return descriptions, skipped
 
 
+def skipped_summary(skipped: list[tuple[Path, UnreadableImageError]]) -> str:
+    listed = ", ".join(f"{path.name} ({error.reason})" for path, error in skipped)
+    return f"Skipped {len(skipped)} files that are not readable images: {listed}"
+
+
 def no_readable_image_error(folder: Path, skipped: list[tuple[Path, UnreadableImageError]]) -> ClothVisionError:
     first_path, first_error = skipped[0]
     return ClothVisionError(f"folder {folder} holds no readable image ({len(skipped)} files skipped, e.g. "
                             f"{first_path.name}: {first_error.reason}): pass a folder of photos")
 
 
-def describe_path(path: Path, source: ClassMapSource) -> list[PhotoDescription]:
-    """One photo, or every readable image of a folder; a folder without any is an error."""
+def describe_path(path: Path, source: ClassMapSource,
+                  ) -> tuple[list[PhotoDescription], list[tuple[Path, UnreadableImageError]]]:
+    """One photo, or every readable image of a folder, and the files skipped; a folder without any readable
+    image is an error."""
     if not path.is_dir():
-        return [describe_photo(path, source).description]
+        return [describe_photo(path, source).description], []
     descriptions, skipped = describe_files(files_in(path), source)
     if not descriptions:
         raise no_readable_image_error(path, skipped)
-    return descriptions
+    return descriptions, skipped
 
 
 def write_descriptions(path: str | Path, descriptions: list[PhotoDescription]) -> Path:
@@ -191,7 +209,8 @@ def read_descriptions(path: str | Path) -> list[PhotoDescription]:
         try:
             record = json.loads(line)
             descriptions.append(PhotoDescription(str(record["image"]), str(record["path"]), str(record["source"]),
-                                                 tuple(_garment_from(item) for item in record["garments"])))
+                                                 tuple(_garment_from(item) for item in record["garments"]),
+                                                 record.get("checkpoint"), record.get("checkpoint_sha256")))
         except (ValueError, KeyError, TypeError) as error:
             raise ClothVisionError(f"{path} line {line_number} is not a photo description "
                                    f"({type(error).__name__}: {error}): {fix}") from None

@@ -17,11 +17,13 @@ from inference.attire import (
     describe_path,
     describe_photo,
     read_descriptions,
+    skipped_summary,
     write_descriptions,
 )
 from inference.attire_figures import draw_contact_sheet, draw_description_figure
 from inference.image_tags import garment_group_of_class, photo_tags
 from inference.predictor import SegmentationPredictor
+from inference.provenance import check_same_checkpoint
 from inference.search import parse_query, rank
 from inference.tag_scores import score_tags, tag_score_table
 
@@ -29,22 +31,36 @@ DESCRIPTION_FILE_SUFFIXES = (".json", ".jsonl")
 
 
 class Sources:
-    """Where class maps come from: labels, or a checkpoint loaded only when a prediction is first needed."""
+    """Where class maps come from: labels, or checkpoints loaded only when a prediction is first needed."""
 
-    def __init__(self, args: argparse.Namespace, load_predictor: Callable[[], SegmentationPredictor]):
+    def __init__(self, args: argparse.Namespace,
+                 load_predictor: Callable[[str | None], SegmentationPredictor]):
         self.use_labels, self.minimum_share = args.use_labels, args.min_share
+        # None: the default checkpoint, or for a redrawn photo the one its description records.
+        self.given_checkpoint = args.checkpoint
         self.load_predictor = load_predictor
-        self.prediction: PredictionSource | None = None
+        self.predictions: dict[str | None, PredictionSource] = {}
 
-    def get(self, name: str) -> ClassMapSource:
-        if name == LabelSource.name:
-            return LabelSource()
-        if self.prediction is None:
-            self.prediction = PredictionSource(self.load_predictor(), self.minimum_share)
-        return self.prediction
+    def prediction(self, checkpoint: str | None) -> PredictionSource:
+        if checkpoint not in self.predictions:
+            source = PredictionSource(self.load_predictor(checkpoint), self.minimum_share)
+            # Under its path too: the photos it describes record that path, and redrawing them needs no reload.
+            self.predictions[checkpoint] = self.predictions.setdefault(source.checkpoint, source)
+        return self.predictions[checkpoint]
 
     def chosen(self) -> ClassMapSource:
-        return self.get(LabelSource.name if self.use_labels else PredictionSource.name)
+        return LabelSource() if self.use_labels else self.prediction(self.given_checkpoint)
+
+    def recorded(self, description: PhotoDescription) -> ClassMapSource:
+        """The source a description was made from: its labels, or the checkpoint it records unless
+        --checkpoint names one, which must then be the same file."""
+        if description.source == LabelSource.name:
+            return LabelSource()
+        source = self.prediction(self.given_checkpoint or description.checkpoint)
+        if description.checkpoint_sha256 is not None:
+            check_same_checkpoint(description.image, description.checkpoint, description.checkpoint_sha256,
+                                  source.predictor.checkpoint_path, source.checkpoint_sha256)
+        return source
 
 
 def save_descriptions(descriptions: list[PhotoDescription], json_file: str | None) -> None:
@@ -79,8 +95,10 @@ def report_tag_scores(args: argparse.Namespace, descriptions: list[PhotoDescript
 def run_describe(args: argparse.Namespace, image_path: Path, sources: Sources) -> None:
     """One line per photo; with --save, the figure of the one photo; with --score-tags, the scores."""
     if args.save is None:
-        descriptions = describe_path(image_path, sources.chosen())
+        descriptions, skipped = describe_path(image_path, sources.chosen())
         print_descriptions(descriptions, args.json)
+        if skipped:
+            print(skipped_summary(skipped))
         if args.score_tags:
             report_tag_scores(args, descriptions, sources)
         return
@@ -101,7 +119,7 @@ def redrawn(description: PhotoDescription, sources: Sources) -> DescribedPhoto:
     if not path.is_file():
         raise ClothVisionError(f"photo {path} of {description.image}'s description is gone: describe the photos "
                                "again where they are now, or leave out --save")
-    return describe_photo(path, sources.get(description.source))
+    return describe_photo(path, sources.recorded(description))
 
 
 def run_find(args: argparse.Namespace, input_path: Path, sources: Sources) -> None:
@@ -112,8 +130,10 @@ def run_find(args: argparse.Namespace, input_path: Path, sources: Sources) -> No
     if input_path.is_file() and input_path.suffix.lower() in DESCRIPTION_FILE_SUFFIXES:
         descriptions = read_descriptions(input_path)
     else:
-        descriptions = describe_path(input_path, sources.chosen())
+        descriptions, skipped = describe_path(input_path, sources.chosen())
         save_descriptions(descriptions, args.json)
+        if skipped:
+            print(skipped_summary(skipped))
     matches = rank(descriptions, terms)[: args.top]
     print(f"The {len(matches)} best of {len(descriptions)} photos for \"{', '.join(map(str, terms))}\":")
     for position, match in enumerate(matches, start=1):

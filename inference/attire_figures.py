@@ -47,9 +47,9 @@ def draw_description_figure(described: DescribedPhoto, title: str, show: bool) -
     figure = new_figure(show, figsize=(2 * PANEL_WIDTH_INCHES, height + rows_height + 0.8), layout="constrained")
     grid = figure.add_gridspec(2, 2, height_ratios=(height, rows_height))
     overlay_title = "Label" if described.description.source == "label" else "Prediction"
+    decoder = described.decoder.for_figures()
     for column, (panel_title, picture) in enumerate(
-            (("Photo", described.image), (overlay_title, described.decoder.overlay(described.image,
-                                                                                   described.class_map)))):
+            (("Photo", described.image), (overlay_title, decoder.overlay(described.image, described.class_map)))):
         axis = figure.add_subplot(grid[0, column])
         axis.imshow(np.asarray(picture))
         axis.set_title(panel_title)
@@ -60,8 +60,8 @@ def draw_description_figure(described: DescribedPhoto, title: str, show: bool) -
     table.set_axis_off()
     table.set_xlim(0, 1)
     table.set_ylim(len(garments) or 1, 0)
-    palette = np.asarray(described.decoder.palette) / 255
-    names = described.decoder.class_names
+    palette = np.asarray(decoder.palette) / 255
+    names = decoder.class_names
     for row, garment in enumerate(garments):
         table.add_patch(Rectangle((0.02, row + 0.15), 0.06, 0.7, facecolor=np.array(garment.rgb) / 255,
                                   edgecolor="0.5"))
@@ -89,7 +89,7 @@ def draw_contact_sheet(matches: list[tuple[Match, DescribedPhoto]], query: str, 
                         layout="constrained")
     cells = figure.subfigures(rows, columns, squeeze=False).ravel()
     for rank, (cell, (match, described)) in enumerate(zip(cells, matches, strict=False), start=1):
-        overlay = described.decoder.overlay(described.image, described.class_map)
+        overlay = described.decoder.for_figures().overlay(described.image, described.class_map)
         for axis, picture in zip(cell.subplots(1, 2, gridspec_kw={"wspace": 0.03}), (described.image, overlay),
                                  strict=True):
             axis.imshow(np.asarray(picture))

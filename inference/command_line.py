@@ -2,14 +2,41 @@
 people wear (--describe) and the photos that match a description (--find)."""
 
 import argparse
+from pathlib import Path
 
 from evaluation.test_time_augmentation import DEFAULT_TTA, TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
+from helpers.output_paths import check_output_file, check_output_folder
 from inference.attire import DEFAULT_MINIMUM_SHARE
+from trainers.options import TrainingOptions
 
-DEFAULT_CHECKPOINT = "results/mobilenetv3.pt"
+# What `python train.py` writes with its defaults, so that its first checkpoint is img_test.py's default.
+DEFAULT_RUN = TrainingOptions()
+DEFAULT_CHECKPOINT = Path(DEFAULT_RUN.out) / f"{DEFAULT_RUN.model}.pt"
+LAST_CHECKPOINT_SUFFIX = "_last"
 DEFAULT_TOP = 10
+
+
+def default_checkpoint() -> Path:
+    """DEFAULT_CHECKPOINT, or else the only best checkpoint in its folder, saying which; else an error."""
+    if DEFAULT_CHECKPOINT.is_file():
+        return DEFAULT_CHECKPOINT
+    results = DEFAULT_CHECKPOINT.parent
+    found = sorted(path for path in results.glob("*.pt") if not path.stem.endswith(LAST_CHECKPOINT_SUFFIX))
+    if len(found) == 1:
+        print(f"Using {found[0]}, the only checkpoint in {results}/ (--checkpoint FILE chooses another)")
+        return found[0]
+    if not found:
+        raise ClothVisionError(f"checkpoint {DEFAULT_CHECKPOINT} not found, and {results}/ holds no other: train "
+                               "one with `python train.py`, or pass --checkpoint FILE")
+    raise ClothVisionError(f"checkpoint {DEFAULT_CHECKPOINT} not found, and {results}/ holds "
+                           f"{', '.join(path.name for path in found)}: pass one with --checkpoint FILE")
+
+
+def default_figure_path(image_path: Path) -> Path:
+    """Where the figure of one photo goes when no display can show it and --save names no file."""
+    return Path(DEFAULT_RUN.out) / f"prediction_{image_path.stem}.png"
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -22,16 +49,19 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="an image file, or a folder of images together with --out-dir, --describe or "
                              "--find; for --find also a descriptions file written by --json (default: none; "
                              "--test-split-image picks one instead)")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, metavar="FILE",
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
                         help="checkpoint: a .pt file written by train.py, or an .onnx file written by "
-                             "export.py, run in ONNX Runtime (default: %(default)s)")
+                             f"export.py, run in ONNX Runtime (default: {DEFAULT_CHECKPOINT}, which `python "
+                             f"train.py` writes, else the only checkpoint in {DEFAULT_CHECKPOINT.parent}/; "
+                             "--find --save: the one the descriptions record)")
     parser.add_argument("--label", default=None, metavar="FILE",
                         help="label of the image: a .mat annotation or a PNG painted with the checkpoint's "
                              "palette (default: found automatically for dataset photos, else none)")
     parser.add_argument("--save", default=None, metavar="OUT.png",
                         help="write the figure there (.png, .pdf, .svg, ...) instead of showing it; with "
                              "--describe the photo, its overlay and its garments; with --find the contact sheet "
-                             "of the best photos (default: show the figure when a display exists)")
+                             "of the best photos (default: show the figure when a display exists, else write "
+                             f"{default_figure_path(Path('PHOTO.jpg'))})")
     parser.add_argument("--out-dir", default=None, metavar="DIR",
                         help="write <name>_mask.png, <name>_overlay.png and <name>_classes.png for the "
                              "image, or for every image of the folder, into DIR, skipping files that are "
@@ -75,8 +105,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--test-split-image", type=int, default=None, metavar="K",
                         help="predict the K-th photo (0-based) of the checkpoint's test split, found under "
                              "--data-dir, instead of INPUT (default: none)")
-    parser.add_argument("--data-dir", default="data", metavar="DIR",
-                        help="dataset folder that --test-split-image looks in (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="dataset folder that --test-split-image looks in (default: the one the checkpoint's "
+                             "cache was made from, as its meta.json records, else data)")
     return parser
 
 
@@ -103,3 +134,12 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     for passed, message in checks:
         if not passed:
             raise ClothVisionError(message)
+
+
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Every file and folder the command will write can be written: checked before any model is loaded."""
+    for flag, path in (("--save", args.save), ("--json", args.json)):
+        if path is not None:
+            check_output_file(path, flag)
+    if args.out_dir is not None:
+        check_output_folder(args.out_dir, "--out-dir")

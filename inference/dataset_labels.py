@@ -4,6 +4,7 @@ A photo <root>/photos/NNNN.jpg (original layout) or <root>/images/NNNN.jpg (Kagg
 the same root; figures show it beside a prediction, and --use-labels describes photos from it.
 """
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def find_dataset_label(image_file: str | Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def recorded_dataset_folder(training_arguments: dict) -> Path | None:
+    """The dataset folder the training run's cache was made from, as preprocess.py recorded it in the cache's
+    meta.json; None when the run, its cache or the record is not there any more."""
+    if not training_arguments.get("data"):
+        return None
+    meta_path = Path(str(training_arguments["data"])) / "meta.json"
+    try:
+        source = json.loads(meta_path.read_text(encoding="utf-8")).get("source_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(source) if isinstance(source, str) and Path(source).is_dir() else None
 
 
 def read_label(label_file: str | Path, decoder: LabelDecoder, image_file: str | Path,

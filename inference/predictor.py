@@ -38,6 +38,8 @@ class SegmentationPredictor:
         self.model_name = checkpoint["model_name"]
         # The image ids of each split the checkpoint was trained with, to pick test photos by position.
         self.split_ids = checkpoint.get("split_ids", {})
+        # train.py's arguments (its cache folder among them); an .onnx file does not carry them.
+        self.training_arguments = checkpoint.get("args", {})
         self.image_size = tuple(int(side) for side in checkpoint["image_size"])
         # The training loader's formula, so a photo is normalised exactly as the training images were.
         self.scale, self.shift = normalisation_scale_and_shift(checkpoint, self.backend.device)

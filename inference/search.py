@@ -17,6 +17,7 @@ matched exactly). Photos with equal scores rank by the share of the person their
 """
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 import numpy as np
 
@@ -30,6 +31,12 @@ OTHER_COLOUR_CREDIT = 0.5
 COLOUR_DISTANCE_SCALE = 100.0
 # Spellings people type that mean one of the colour words.
 COLOUR_SPELLINGS = {"gray": "grey"}
+# How alike a misspelt word and a valid one must be (difflib's ratio) to be suggested: 'gery' and 'grey' are
+# 0.75 alike, while 'cloak' and 'coat' (0.67) are different words, not a slip of the keyboard.
+SUGGESTION_CUTOFF = 0.75
+# Garment words people type that the CCP classes name otherwise.
+GARMENT_SYNONYMS = {"trousers": "pants", "slacks": "pants", "tee": "t-shirt", "tshirt": "t-shirt",
+                    "trainers": "sneakers", "handbag": "bag"}
 
 
 @dataclass(frozen=True)
@@ -58,7 +65,8 @@ def garment_vocabulary() -> dict[str, str]:
 
 
 def parse_query(query: str) -> list[Term]:
-    """'grey coat, red footwear' -> terms; an unknown word is an error listing the valid ones."""
+    """'grey coat, red footwear' -> terms; an unknown word is an error suggesting the nearest valid one, or
+    listing them all."""
     vocabulary = garment_vocabulary()
     terms = []
     for text in query.split(","):
@@ -70,19 +78,35 @@ def parse_query(query: str) -> list[Term]:
             words = words[1:]
         else:
             colour = None
-        garment = " ".join(words)
+        garment = GARMENT_SYNONYMS.get(" ".join(words), " ".join(words))
         if garment not in vocabulary:
-            if colour is None and " ".join(words[1:]) in vocabulary:
-                problem = f"'{words[0]}' is not a colour word"
-            else:
-                problem = f"'{garment}' is not a garment" if garment else "it names no garment"
-            raise ClothVisionError(
-                f"query term '{text.strip()}': {problem}; write an optional colour ({', '.join(COLOUR_WORDS)}) "
-                f"and a garment ({', '.join(sorted(vocabulary))})")
+            advice = unknown_term_advice(words, colour, vocabulary)
+            raise ClothVisionError(f"query term '{text.strip()}': {advice}")
         terms.append(Term(colour, garment, vocabulary[garment]))
     if not terms:
         raise ClothVisionError(f"query '{query}' names no garment: write terms such as 'grey coat, red shoes'")
     return terms
+
+
+def unknown_term_advice(words: list[str], colour: str | None, vocabulary: dict[str, str]) -> str:
+    """What is wrong with a term naming no known garment, with the nearest spelling when one is close."""
+    garments = [*vocabulary, *GARMENT_SYNONYMS]
+    rest = " ".join(words[1:])
+    if colour is None and GARMENT_SYNONYMS.get(rest, rest) in vocabulary:
+        problem = f"'{words[0]}' is not a colour word"
+        guesses = get_close_matches(words[0], COLOUR_WORDS, 1, SUGGESTION_CUTOFF)
+        suggestion = f"{guesses[0]} {rest}" if guesses else None
+    elif words:
+        garment = " ".join(words)
+        problem = f"'{garment}' is not a garment"
+        guesses = get_close_matches(garment, garments, 1, SUGGESTION_CUTOFF)
+        suggestion = " ".join(filter(None, (colour, guesses[0]))) if guesses else None
+    else:
+        problem, suggestion = "it names no garment", None
+    if suggestion is not None:
+        return f"{problem}: did you mean '{suggestion}'?"
+    return (f"{problem}; write an optional colour ({', '.join(COLOUR_WORDS)}) and a garment "
+            f"({', '.join(sorted(vocabulary))})")
 
 
 def colour_credit(term: Term, garment: Garment) -> float:

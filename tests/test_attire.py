@@ -92,11 +92,13 @@ def test_a_photo_without_a_label_is_refused_with_the_fix(tmp_path):
 
 def test_descriptions_round_trip_through_json_lines(tmp_path):
     descriptions = [PhotoDescription("a.jpg", "x/a.jpg", "prediction",
-                                     (Garment("coat", "outerwear", "grey", (70, 79, 95), 0.31),)),
-                    PhotoDescription("b.jpg", "x/b.jpg", "label", ())]
+                                     (Garment("coat", "outerwear", "grey", (70, 79, 95), 0.31),),
+                                     "results/unet.pt", "0f" * 32),
+                    PhotoDescription("b.jpg", "x/b.jpg", "label", (), "labels")]
     path = write_descriptions(tmp_path / "descriptions.jsonl", descriptions)
     first = json.loads(path.read_text().splitlines()[0])
-    assert first == {"image": "a.jpg", "path": "x/a.jpg", "source": "prediction", "garments": [
+    assert first == {"image": "a.jpg", "path": "x/a.jpg", "source": "prediction", "checkpoint": "results/unet.pt",
+                     "checkpoint_sha256": "0f" * 32, "garments": [
         {"name": "coat", "group": "outerwear", "colour": "grey", "rgb": [70, 79, 95], "share": 0.31}]}
     assert read_descriptions(path) == descriptions
 

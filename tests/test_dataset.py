@@ -74,6 +74,23 @@ def test_missing_cache_says_to_run_preprocess(tmp_path):
         load_cache(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("layout", ["ccp_synthetic", "kaggle_synthetic"])
+def test_a_dataset_folder_given_as_the_cache_says_which_command_makes_its_cache(layout, request):
+    dataset_dir = request.getfixturevalue(layout)
+    message = (f"{dataset_dir} is a dataset folder, not a cache: make its cache with `python preprocess.py --data "
+               f"{dataset_dir} --out {dataset_dir / 'processed'}`, then pass --data {dataset_dir / 'processed'}")
+    with pytest.raises(ClothVisionError) as error:
+        load_cache(dataset_dir)
+    assert str(error.value) == message
+
+
+def test_a_cache_given_as_the_dataset_says_to_train_on_it(ccp_synthetic, tmp_path):
+    cache_dir = preprocess(ccp_synthetic, tmp_path / "cache", size=(8, 6), workers=1)
+    with pytest.raises(ClothVisionError, match=r"data folder .*cache is a preprocess.py cache, not a dataset: train "
+                                               r"on it with `python train.py --data .*cache`"):
+        preprocess(cache_dir, tmp_path / "again", size=(8, 6), workers=1)
+
+
 def test_cache_from_before_native_labels_says_to_rerun_preprocess(tmp_path):
     # Version 1 caches had no labels at their own size.
     cache_dir = write_cache(tmp_path / "cache")

@@ -53,7 +53,8 @@ def test_describe_a_prediction_names_the_predicted_garment_in_the_photos_colour(
     Image.new("RGB", (50, 70), (245, 245, 245)).save(folder / "white.png")
     (folder / "notes.txt").write_text("not a photo")
     assert run_cli(img_test.main, [str(folder), "--describe", "--checkpoint", str(boots_checkpoint)]) == 0
-    assert printed_lines(capsys) == ["red.png: red boots", "white.png: white boots"]
+    assert printed_lines(capsys) == ["red.png: red boots", "white.png: white boots",
+                                     "Skipped 1 files that are not readable images: notes.txt (not an image)"]
 
 
 def boots_and_a_speck_of_hat(image: Image.Image) -> np.ndarray:

@@ -23,7 +23,8 @@ ALLOWED = {
     "label_decoder": {"helpers", "label_encoder"},
     "early_stopper": {"helpers"},
     "trainers": {"helpers", "models", "evaluation", "dataset", "early_stopper"},
-    "inference": {"helpers", "models", "evaluation", "dataset", "label_encoder", "label_decoder"},
+    # img_test's defaults are train.py's (trainers.options); trainers never import inference.
+    "inference": {"helpers", "models", "evaluation", "trainers", "dataset", "label_encoder", "label_decoder"},
 }
 
 

@@ -184,7 +184,16 @@ def test_folder_and_test_split_modes_write_the_same_files_with_the_onnx_file(syn
     assert len(expected) == 6 * 3 + 1 and (tmp_path / ".pt" / "descriptions.jsonl").is_file()
     assert [path.name for path in sorted((tmp_path / ".onnx").iterdir())] == [path.name for path in expected]
     for path in expected:
-        assert (tmp_path / ".onnx" / path.name).read_bytes() == path.read_bytes(), path.name
+        if path.name != "descriptions.jsonl":
+            assert (tmp_path / ".onnx" / path.name).read_bytes() == path.read_bytes(), path.name
+    # The same descriptions, each recording the checkpoint file that made it.
+    described = {checkpoint.suffix: [json.loads(line) for line in
+                                     (tmp_path / checkpoint.suffix / "descriptions.jsonl").read_text().splitlines()]
+                 for checkpoint in checkpoints}
+    for checkpoint in checkpoints:
+        assert {row.pop("checkpoint") for row in described[checkpoint.suffix]} == {str(checkpoint)}
+        assert len({row.pop("checkpoint_sha256") for row in described[checkpoint.suffix]}) == 1
+    assert described[".onnx"] == described[".pt"]
     assert "for 6 images" in capsys.readouterr().out
     assert sorted(path.name for path in (tmp_path / "split").iterdir()) == ["0006_classes.png", "0006_mask.png",
                                                                           "0006_overlay.png", "descriptions.jsonl"]

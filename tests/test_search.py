@@ -1,5 +1,7 @@
 """Finding photos by a description: query terms, scores, ranking, and the top-3 rate on real CCP photos."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,18 @@ def test_a_photo_is_found_by_its_two_largest_garments_among_30_real_photos(real_
     top3_rate = found / len(descriptions)
     print(f"top-3 rate of a photo's own two largest garments among {SEARCHED_PHOTOS} photos: {top3_rate:.0%}")
     assert top3_rate >= REQUIRED_TOP3_RATE
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("gery pants", "query term 'gery pants': 'gery' is not a colour word: did you mean 'grey pants'?"),
+    ("blak trousers", "query term 'blak trousers': 'blak' is not a colour word: did you mean 'black trousers'?"),
+    ("red sneekers", "query term 'red sneekers': 'sneekers' is not a garment: did you mean 'red sneakers'?"),
+])
+def test_a_slip_of_the_keyboard_gets_the_nearest_word_instead_of_the_whole_list(query, message):
+    with pytest.raises(ClothVisionError, match=f"^{re.escape(message)}$"):
+        parse_query(query)
+
+
+def test_everyday_garment_words_are_read_as_the_ccp_classes():
+    assert parse_query("grey trousers, white tee, trainers") == [
+        Term("grey", "pants", "bottoms"), Term("white", "t-shirt", "tops"), Term(None, "sneakers", "footwear")]
