@@ -22,7 +22,9 @@ from dataset import Cache, load_cache
 from helpers.devices import resolve_device
 from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
-from models import MODEL_REGISTRY, count_parameters, get_model
+from helpers.output_paths import check_output_folder
+from models import MODEL_REGISTRY, count_parameters, get_model, starts_from_scratch
+from models.deeplabv3 import fetch_pretrained_weights
 from trainers import ModelTrainer, TrainingOptions, trainer_class_for
 from trainers.command_line import parse_given_options
 from trainers.distributed import (
@@ -169,6 +171,11 @@ def train(**keywords) -> dict[str, dict]:
     context = detect_distributed()
     device = device_for_process(resolve_device(options.device), context)
     check_cache_fits(cache, options.batch_size, context)
+    if context.is_main:
+        check_output_folder(out, "--out")
+        for name in names:
+            if options.weights is None and not starts_from_scratch(name, options.pretrained):
+                fetch_pretrained_weights(name, options.pretrained)
     if options.sync_batchnorm and context.enabled and device.type != "cuda":
         raise ClothVisionError(
             "--sync-batchnorm needs CUDA devices (SyncBatchNorm has no CPU kernel): drop it or run on GPUs"

@@ -90,6 +90,16 @@ def build_deeplabv3(variant_name: str, num_classes: int, pretrained: str = "none
     return model
 
 
+def fetch_pretrained_weights(variant_name: str, pretrained: str) -> None:
+    """Download (into torch's weight cache) what build_deeplabv3 will load, so that a run of several models
+    finds a missing download before its first epoch rather than after training the models before it."""
+    variant = VARIANTS[variant_name]
+    if pretrained == "imagenet":
+        download_state_dict(variant.imagenet_weights, f"ImageNet {variant_name}")
+    elif pretrained == "coco":
+        download_state_dict(variant.coco_weights, f"COCO DeepLabV3-{variant_name}")
+
+
 def load_deeplabv3_weights_file(variant_name: str, model: DeepLabV3, path: str | Path) -> None:
     """Load a local state dict: a whole DeepLabV3 model (any class count: the final layer is replaced when it
     differs) or only its backbone, with or without the 'backbone.' prefix, or the torchvision ImageNet

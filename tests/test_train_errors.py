@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import urllib.error
 
 import numpy as np
 import pytest
@@ -177,3 +178,29 @@ def test_every_flag_has_help_with_its_default():
     for action in get_args_parser()._actions:
         if action.dest != "help":
             assert action.help and "default" in action.help, action.option_strings
+
+
+def test_a_missing_download_of_any_model_fails_before_the_first_epoch(trained, tmp_path, monkeypatch, capsys):
+    cache_dir, _ = trained
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+
+    def refuse_download(url, *args, **kwargs):
+        raise urllib.error.URLError("no network in tests")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse_download)
+    arguments = ["--model", "unet,mobilenetv3", "--data", str(cache_dir), "--out", str(tmp_path / "results"),
+                 "--epochs", "1", "--unet-base-width", "4", "--pretrained", "imagenet", "--device", "cpu", "--no-show"]
+    assert run_cli(main, arguments) == 2
+    assert "could not download the ImageNet mobilenetv3 weights" in only_error_line(capsys)
+    assert not (tmp_path / "results" / "unet.pt").exists()
+
+
+@pytest.mark.parametrize("make_out", [lambda tmp: tmp / "file.txt", lambda tmp: tmp / "file.txt" / "results"])
+def test_an_output_folder_that_cannot_be_used_fails_before_training(trained, tmp_path, capsys, make_out):
+    cache_dir, _ = trained
+    (tmp_path / "file.txt").write_text("not a folder")
+    out = make_out(tmp_path)
+    assert run_cli(main, [*TINY_RUN_FLAGS, "--data", str(cache_dir), "--out", str(out), "--epochs", "1"]) == 2
+    line = only_error_line(capsys)
+    assert line.startswith("error: --out ") and str(out) in line
+    assert "epoch" not in capsys.readouterr().out
