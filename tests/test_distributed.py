@@ -102,8 +102,10 @@ def test_torchrun_trains_resumes_and_ends_when_a_rank_dies(tmp_path):
         "unet.csv",
         "unet.png",
         "unet.pt",
+        "unet_config.json",
         "unet_last.pt",
         "unet_test.json",
+        "unet_test_images.npz",
     ]
     assert first.stdout.count("unet epoch 1/1:") == 1  # rank 0 alone prints
     assert len(history_rows(out / "unet.csv")) == 1

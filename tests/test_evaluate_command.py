@@ -1,0 +1,72 @@
+"""`python train.py --evaluate CHECKPOINT`: the test report of a saved checkpoint, with intervals, as JSON."""
+
+import json
+
+import pytest
+from training_runs import (
+    build_cache,
+    run_train,
+    single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
+)
+
+from helpers.errors import run_cli
+from train import main
+from trainers.report import read_image_confusion
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate_command")
+    cache_dir = build_cache(root)
+    run_train(model="unet", data=cache_dir, out=root / "results", epochs=1, precision="fp32")
+    return cache_dir, root / "results"
+
+
+def test_evaluate_writes_the_report_train_wrote_and_prints_it(trained, tmp_path, capsys):
+    cache_dir, results = trained
+    out = tmp_path / "unet_eval.json"
+    assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir), "--precision", "fp32",
+                          "--device", "cpu", "--out", str(out)]) == 0
+    written, trained_report = json.loads(out.read_text()), json.loads((results / "unet_test.json").read_text())
+    assert set(written) <= set(trained_report)
+    for key in ("pixel_accuracy", "miou", "confusion_matrix", "intervals", "at_training_size", "resolution"):
+        assert written[key] == trained_report[key], key
+    ids, matrices = read_image_confusion(out)
+    assert len(ids) == written["num_images"] and matrices.sum() == sum(map(sum, written["confusion_matrix"]))
+    printed = capsys.readouterr().out
+    assert "unet test (" in printed and "at the annotations' own size, TTA none" in printed
+    assert f"wrote {out}" in printed and "garment-group IoU: background " in printed
+
+
+def test_evaluate_with_flip_tta_and_the_val_split_names_them_in_its_default_report(trained, capsys):
+    cache_dir, results = trained
+    assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir), "--split", "val",
+                          "--tta", "flip", "--device", "cpu"]) == 0
+    report = json.loads((results / "unet_evaluate_val_tta-flip.json").read_text())
+    assert (report["split"], report["tta"]) == ("val", "flip")
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--epochs", "3"], "--evaluate scores a checkpoint and trains nothing: --epochs do not apply"),
+    (["--out", "{results}"], "with --evaluate, --out names the report's .json file"),
+])
+def test_evaluate_refuses_training_flags_and_a_folder_as_out(trained, capsys, arguments, message):
+    cache_dir, results = trained
+    arguments = [argument.format(results=results) for argument in arguments]
+    assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir), *arguments]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and message in errors[0]
+
+
+def test_evaluating_something_that_is_no_checkpoint_is_one_line(trained, tmp_path, capsys):
+    cache_dir, _ = trained
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("hello")
+    assert run_cli(main, ["--evaluate", str(not_a_checkpoint), "--data", str(cache_dir)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and f"checkpoint {not_a_checkpoint} cannot be read" in errors[0]
+
+
+def test_split_without_evaluate_is_refused(capsys):
+    assert run_cli(main, ["--split", "val"]) == 2
+    assert "--split chooses the split of --evaluate CHECKPOINT" in capsys.readouterr().err
