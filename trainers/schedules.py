@@ -24,9 +24,9 @@ POLY_POWER = 0.9
 
 
 def warmup_fraction(warmup_epochs: float, epochs: int) -> float:
-    """The share of an epoch-counted run spent warming up; a time-limited run passes its own fraction of the
-    time limit instead."""
-    return min(1.0, warmup_epochs / epochs) if epochs > 0 else 0.0
+    """The share of an epoch-counted run spent warming up (lr_multiplier refuses a warm-up of the whole run);
+    a time-limited run passes the share of its time limit instead."""
+    return warmup_epochs / epochs
 
 
 def lr_multiplier(kind: str, progress: float, warmup: float = 0.0) -> float:
