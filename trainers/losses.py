@@ -34,7 +34,7 @@ def soft_jaccard_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
     zeros = probabilities.new_zeros(num_classes)
     intersection = zeros.scatter_add(0, classes.flatten(), (true_probability * weight).flatten())
     pixel_counts = zeros.scatter_add(0, classes.flatten(), weight.flatten())
-    probability_sums = torch.einsum("nchw,nhw->c", probabilities, weight)
+    probability_sums = (probabilities * weight.unsqueeze(1)).sum((0, 2, 3))
     present = pixel_counts > 0
     # A present class's union holds at least its own pixels; absent classes divide by 1, then drop out.
     union = torch.where(present, probability_sums + pixel_counts - intersection, 1.0)
