@@ -16,7 +16,10 @@ Prints one Markdown table:
   9. CPU deployment     per model (U-net, MobileNetV3): inference in PyTorch float32 vs PyTorch at the CPU
                         precision and vs the model exported to ONNX, in ONNX Runtime (needs requirements-export.txt)
   10. flip TTA         per model (U-net, MobileNetV3): inference with flip test-time augmentation vs without
-  11. denormal numbers  with --trained-checkpoint: its inference vs the same model freshly initialised
+  11. training loss     a U-net training step with cross-entropy + soft-Jaccard vs cross-entropy alone
+  12. CPU compile       per model (U-net, MobileNetV3): a training step compiled with torch.compile vs eager,
+                        the first (compiling) step timed apart
+  13. denormal numbers  with --trained-checkpoint: its inference vs the same model freshly initialised
 
 Contenders of a row run alternately in the same process, after a warm-up, and report medians of
 time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they share the machine's noise.
@@ -42,6 +45,7 @@ from benchmarks.deployment_rows import measure_deployment
 from benchmarks.describe_rows import measure_description_cost
 from benchmarks.model_rows import ModelSetting, measure_inference, measure_training_steps
 from benchmarks.precision_rows import measure_augmentation_cost, measure_denormal_effect, measure_precision_speedups
+from benchmarks.recipe_rows import measure_compile_speedup, measure_loss_cost
 from benchmarks.step_overhead import NUM_CLASSES
 from benchmarks.table import Row, markdown_table
 from benchmarks.tta_rows import measure_flip_cost
@@ -58,8 +62,10 @@ from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 REDUCED_SIZE = (248, 152)
 QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
-# The CPU study's U-net: what the bf16, deployment and augmentation goals are about.
-CPU_STUDY_UNET = ModelSetting("unet", (240, 144), {"base_width": 32})
+# The CPU study's size and U-net: what the bf16, deployment, augmentation and recipe goals are about.
+CPU_STUDY_SIZE = (240, 144)
+CPU_STUDY_UNET = ModelSetting("unet", CPU_STUDY_SIZE, {"base_width": 32})
+CPU_STUDY_SETTINGS = {"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", CPU_STUDY_SIZE)}
 # img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
 IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)
 
@@ -83,6 +89,8 @@ class Profile:
     precision_batch_size: int
     precision_repeats: int
     describe_setting: ModelSetting
+    recipe_settings: dict[str, ModelSetting]  # the loss and compile rows (the loss row: its U-net only)
+    compile_backend: str
     shortcuts: tuple[tuple[str, str], ...]  # (row group, the shortcut taken there); group "" for every group
 
 
@@ -96,6 +104,7 @@ def full_profile() -> Profile:
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
         precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
+        recipe_settings=CPU_STUDY_SETTINGS, compile_backend="inductor",
         shortcuts=(("training", f"training steps at {REDUCED_SIZE[0]}×{REDUCED_SIZE[1]}, batch 2, to fit a CPU"),),
     )
 
@@ -115,6 +124,7 @@ def quick_profile() -> Profile:
         inference_repeats=3,
         precision_settings={"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", DEFAULT_SIZE)},
         precision_batch_size=8, precision_repeats=3, describe_setting=IMG_TEST_DEFAULT_MODEL,
+        recipe_settings=CPU_STUDY_SETTINGS, compile_backend="inductor",
         shortcuts=(("data", "--quick: label encoding timed on 2 labels, one original call each"),
                    ("data", "--quick: the decode-every-epoch loader reads 32 training images per round"),
                    ("training", f"--quick: training steps of unet (base width 16) and mobilenetv3 only, at "
@@ -134,8 +144,9 @@ def tiny_profile() -> Profile:
         training_batch_size=2, training_steps=2, training_repeats=1,
         inference_settings={"unet": unet, "mobilenetv3": mobilenet}, inference_repeats=1,
         precision_settings={"unet": unet, "mobilenetv3": mobilenet}, precision_batch_size=2, precision_repeats=1,
-        describe_setting=unet,
-        shortcuts=(("", "--tiny: toy sizes that test the benchmark itself; the numbers mean nothing"),),
+        describe_setting=unet, recipe_settings={"unet": unet, "mobilenetv3": mobilenet}, compile_backend="eager",
+        shortcuts=(("", "--tiny: toy sizes that test the benchmark itself; the numbers mean nothing"),
+                   ("compile", "--tiny: torch.compile with the eager backend (graph capture, no code generation)")),
     )
 
 
@@ -170,8 +181,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "the CPU precision rows always compare both (default: %(default)s)")
     parser.add_argument("--rows", nargs="+", choices=tuple(ROW_GROUPS), default=list(ROW_GROUPS),
                         help="row groups to measure: data (label encoding, preprocessing, loading), training, "
-                             "inference, precision, augmentation, describe, deployment, tta, denormal (needs "
-                             "--trained-checkpoint) "
+                             "inference, precision, augmentation, describe, deployment, tta, loss, compile, "
+                             "denormal (needs --trained-checkpoint) "
                              "(default: all)")
     parser.add_argument("--output", type=Path, default=None,
                         help="also write the table to this Markdown file (default: print it only)")
@@ -247,6 +258,18 @@ def tta_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -
     return measure_flip_cost(selected(profile.precision_settings, args.models), profile.precision_repeats)
 
 
+def loss_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    progress("training loss: cross-entropy against cross-entropy + soft-Jaccard")
+    return [measure_loss_cost(profile.recipe_settings["unet"], profile.precision_batch_size,
+                              profile.precision_repeats)]
+
+
+def compile_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
+    progress(f"CPU compile: torch.compile ({profile.compile_backend}) against eager training steps")
+    return measure_compile_speedup(selected(profile.recipe_settings, args.models), profile.precision_batch_size,
+                                   profile.precision_repeats, profile.compile_backend)
+
+
 def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.device) -> list[Row]:
     if args.trained_checkpoint is None:
         return []
@@ -257,7 +280,8 @@ def denormal_rows(args: argparse.Namespace, profile: Profile, device: torch.devi
 # Each group's rows, in the table's order.
 ROW_GROUPS = {"data": data_rows, "training": training_rows, "inference": inference_rows,
               "precision": precision_rows, "augmentation": augmentation_rows, "describe": describe_rows,
-              "deployment": deployment_rows, "tta": tta_rows, "denormal": denormal_rows}
+              "deployment": deployment_rows, "tta": tta_rows, "loss": loss_rows, "compile": compile_rows,
+              "denormal": denormal_rows}
 
 
 def run_benchmarks(args: argparse.Namespace, profile: Profile) -> str:

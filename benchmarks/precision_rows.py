@@ -16,15 +16,19 @@ from helpers.checkpoint import load_checkpoint
 from helpers.devices import Precision, cpu_has_native_bf16, resolve_precision
 from inference.backends import TorchBackend
 from models import build_model_from_checkpoint
+from trainers.losses import soft_jaccard_loss
 
 CPU = torch.device("cpu")
 BF16_TRAINING_GOAL = ">= 2x (U-net train step)"
 AUGMENTATION_GOAL = "<= 5 % of a U-net train step"
 
 
-def training_step(model_setting: ModelSetting, precision: Precision, batch_size: int):
-    """A closure running one forward/backward/Adam step of a fresh model on a fixed random batch."""
+def training_step(model_setting: ModelSetting, precision: Precision, batch_size: int, loss: str = "ce",
+                  compile_backend: str | None = None):
+    """A closure running one forward/backward/Adam step of a fresh model on a fixed random batch, with a loss
+    of trainers.losses.LOSS_CHOICES, the model compiled with torch.compile(backend=...) when one is given."""
     model = precision.place(new_model(model_setting.name, NUM_CLASSES, model_setting.model_kwargs), CPU).train()
+    forward = model if compile_backend is None else torch.compile(model, backend=compile_backend)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
     images = precision.place(torch.randn(batch_size, 3, *model_setting.image_size, generator=generator), CPU)
@@ -32,10 +36,12 @@ def training_step(model_setting: ModelSetting, precision: Precision, batch_size:
 
     def step() -> None:
         with precision.autocast():
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
+            logits = forward(images)
+        loss_value = F.cross_entropy(logits.float(), labels)
+        if loss == "ce+jaccard":
+            loss_value = loss_value + soft_jaccard_loss(logits, labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss_value.backward()
         optimizer.step()
 
     return step

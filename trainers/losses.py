@@ -1,0 +1,52 @@
+"""The training loss options, and the check that stops a run whose loss stopped being a number.
+
+- ce:          cross-entropy, the original project's loss.
+- ce+jaccard:  cross-entropy plus a soft-Jaccard (IoU) term, which rewards the rare classes that
+               cross-entropy lets vanish; it is O(pixels × classes), unlike a sorting Lovász-softmax,
+               which is too slow for a CPU.
+"""
+
+import math
+
+import torch
+
+from helpers.errors import ClothVisionError
+
+LOSS_CHOICES = ("ce", "ce+jaccard")
+
+
+def soft_jaccard_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """1 − the mean soft IoU of the classes present in the batch's labels, from softmax probabilities.
+
+    logits N×C×H×W, labels N×H×W of class indices; pixels labelled ignore_index are skipped. The batch is
+    pooled, as the mIoU metric pools a split: per class, intersection = Σ p(true class) over its pixels and
+    union = Σ p(class) + its pixel count − intersection. Classes absent from the labels are left out (as
+    the metric leaves out classes absent from the ground truth): probability given to them still costs,
+    through the lower intersection of the pixels' true classes. No one-hot tensor of the labels is built;
+    the sums run in float32 whatever the autocast. A batch with no valid pixel gives 0.
+    """
+    num_classes = logits.shape[1]
+    probabilities = torch.softmax(logits.float(), dim=1)
+    valid = labels != ignore_index
+    classes = torch.where(valid, labels, 0).long()
+    weight = valid.float()
+    true_probability = probabilities.gather(1, classes.unsqueeze(1)).squeeze(1)
+    zeros = probabilities.new_zeros(num_classes)
+    intersection = zeros.scatter_add(0, classes.flatten(), (true_probability * weight).flatten())
+    pixel_counts = zeros.scatter_add(0, classes.flatten(), weight.flatten())
+    probability_sums = (probabilities * weight.unsqueeze(1)).sum((0, 2, 3))
+    present = pixel_counts > 0
+    # A present class's union holds at least its own pixels; absent classes divide by 1, then drop out.
+    union = torch.where(present, probability_sums + pixel_counts - intersection, 1.0)
+    return ((1.0 - intersection / union) * present).sum() / present.sum().clamp_min(1)
+
+
+def check_finite_loss(loss_value: float | torch.Tensor, model_name: str, epoch: int, step: int) -> None:
+    """Raise a one-line ClothVisionError when the training loss is NaN or infinite, so a diverged run stops
+    at that step instead of writing NaN curves for hours."""
+    value = float(loss_value)
+    if not math.isfinite(value):
+        raise ClothVisionError(
+            f"{model_name}: the training loss became {value} at epoch {epoch}, step {step}; the run stopped with "
+            f"its checkpoints at the last good epoch: lower --lr or train in float32 with --precision fp32, "
+            f"and --resume continues from the last good epoch")
