@@ -123,7 +123,7 @@ def train_model(
         report["fw_iou"],
         report["garment_groups"]["miou"],
         sum(row["seconds"] for row in history) / len(history),
-        trainer.starting_learning_rates,
+        f"{trainer.starting_learning_rates}, {options.lr_schedule} schedule",
         report["intervals"],
     )
     return {"history": history, "test": report, "summary": summary}

@@ -98,6 +98,9 @@ class CheckpointingMixin:
             problem = f"its image size is {checkpoint['image_size']}, this cache's is {self.meta['image_size']}"
         elif checkpoint["split_ids"] != {split: loader.ids for split, loader in self.loaders.items()}:
             problem = "it was trained on another train/val/test split than this cache's"
+        elif checkpoint.get("config", {}).get("options", {}).get("lr_schedule", "plateau") != self.options.lr_schedule:
+            problem = (f"it was trained with --lr-schedule {checkpoint['config']['options']['lr_schedule']}, "
+                       f"this run asks for {self.options.lr_schedule}")
         else:
             return
         raise ClothVisionError(
@@ -155,6 +158,8 @@ class CheckpointingMixin:
                 "learning_rates": self.starting_learning_rates,
                 "precision": self.precision.name,
                 "augment": self.options.augment,
+                "lr_schedule": self.options.lr_schedule,
+                "loss": self.options.loss,
             },
             "test",
             loader.ids,

@@ -1,13 +1,14 @@
 """ModelTrainer: the one training loop of the project.
 
-Per epoch: train on the train split (augmented on the device), evaluate the whole val split from one confusion
-matrix, step ReduceLROnPlateau on the val loss, ask the EarlyStopper, append a history row, save the
-best checkpoint (highest val mIoU) and the last one (for --resume). After the last epoch the best
-checkpoint is evaluated on the test split.
+Per epoch: train on the train split (augmented on the device; the poly or cosine learning rate set before
+every batch, a non-finite loss ending the run), evaluate the whole val split from one confusion matrix, step
+ReduceLROnPlateau on the val loss when that is the schedule, ask the EarlyStopper, append a history row, save
+the best checkpoint (highest val mIoU) and the last one (for --resume). After the last epoch the best
+checkpoint is evaluated on the test split at the annotations' own size.
 
 Choices worth knowing:
-- The best checkpoint is the epoch of highest val mIoU, the metric the project reports; the scheduler
-  and the early stopper follow the val loss, as in the original project.
+- The best checkpoint is the epoch of highest val mIoU, the metric the project reports; the plateau
+  schedule and the early stopper follow the val loss, as in the original project.
 - Losses over a split are sum(weight × pixel loss) / sum(weight) over all its pixels, the same
   weighted mean CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
 - Every rank seeds torch identically and consumes random numbers identically, so the RNG state rank 0
@@ -38,9 +39,11 @@ from trainers.distributed import (
     decision_of_rank_zero,
 )
 from trainers.evaluation import evaluate
+from trainers.losses import check_finite_loss, soft_jaccard_loss
 from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_of
 from trainers.options import TrainingOptions, class_weights_from_counts, with_learning_rates
 from trainers.run_config import run_config
+from trainers.schedules import ProgressSchedule, warmup_fraction
 
 # The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
 # the GPU queue full.
@@ -81,9 +84,13 @@ class ModelTrainer(CheckpointingMixin):
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
         self.training_network: nn.Module = self.forward_module
         self.optimizer = torch.optim.Adam(self.parameter_groups())
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", patience=LR_SCHEDULER_PATIENCE, factor=LR_SCHEDULER_FACTOR
-        )
+        if options.lr_schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", patience=LR_SCHEDULER_PATIENCE, factor=LR_SCHEDULER_FACTOR
+            )
+        else:
+            self.scheduler = ProgressSchedule(self.optimizer, options.lr_schedule,
+                                              warmup_fraction(options.warmup_epochs, options.epochs))
         self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
         weights = class_weights_from_counts(self.meta["train_class_pixel_counts"], options.class_weights)
         self.class_weights = None if weights is None else weights.to(device)
@@ -171,6 +178,10 @@ class ModelTrainer(CheckpointingMixin):
         loader.set_epoch(epoch)
         # loss sum, loss weight, correct pixels, pixels: one tensor, one all-reduce.
         totals = torch.zeros(4, dtype=self.accumulator_dtype, device=self.device)
+        # Non-finite steps so far and the first of them, kept on the device: looked at every few steps, so
+        # that a GPU is not made to wait each step, and summed over the ranks, so that all of them stop.
+        non_finite = torch.zeros(2, dtype=self.accumulator_dtype, device=self.device)
+        epoch_started = time.perf_counter()
         progress = tqdm(
             loader,
             total=len(loader),
@@ -180,13 +191,24 @@ class ModelTrainer(CheckpointingMixin):
             disable=None if self.distributed.is_main and self.options.show_progress else True,
         )
         for step, (images, labels) in enumerate(progress, start=1):
+            if isinstance(self.scheduler, ProgressSchedule):
+                self.scheduler.step(self.training_progress(epoch, step, time.perf_counter() - epoch_started))
             with self.autocast():
                 logits = self.training_network(self.prepare_images(images))
             loss_sum = self.criterion(logits.float(), labels)
             valid = labels != IGNORE_INDEX
             loss_weight = loss_weight_of(labels, self.class_weights, self.accumulator_dtype)
+            loss = loss_sum / loss_weight
+            if self.options.loss == "ce+jaccard":
+                loss = loss + soft_jaccard_loss(logits, labels, IGNORE_INDEX)
+            with torch.no_grad():
+                finite = torch.isfinite(loss)
+                non_finite[1] = torch.where((non_finite[0] == 0) & ~finite, step, non_finite[1])
+                non_finite[0] += ~finite
+            if step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader):
+                self.stop_if_not_finite(non_finite, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
-            (loss_sum / loss_weight).backward()
+            loss.backward()
             self.optimizer.step()
             with torch.no_grad():
                 totals += torch.stack(
@@ -210,6 +232,21 @@ class ModelTrainer(CheckpointingMixin):
         return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
                         self.class_weights)
 
+    def training_progress(self, epoch: int, step: int, epoch_seconds: float) -> float:
+        """t in [0, 1] at this step for the poly and cosine schedules: the fraction of the planned steps taken,
+        or of the time limit used when that is further along (so a time-limited run ends near 0 too)."""
+        steps_per_epoch = len(self.loaders["train"])
+        done = ((epoch - 1) * steps_per_epoch + step - 1) / (self.options.epochs * steps_per_epoch)
+        elapsed = sum(row["seconds"] for row in self.history) + epoch_seconds
+        return max(done, elapsed / (60 * self.options.time_limit_minutes))
+
+    def stop_if_not_finite(self, non_finite: torch.Tensor, epoch: int, step: int) -> None:
+        """End the run, on every rank, once a training loss was NaN or infinite: the checkpoints of the last
+        finished epoch are untouched, and --resume continues from them."""
+        local_first = int(non_finite[1].item())
+        if all_reduce_sum(non_finite.clone())[0].item() > 0:
+            check_finite_loss(float("nan"), self.model_name, epoch, local_first or step)
+
     def fit(self, start_epoch: int = 1) -> None:
         """Train from start_epoch through options.epochs, or until the early stopper or the time limit
         says so."""
@@ -219,10 +256,13 @@ class ModelTrainer(CheckpointingMixin):
                 break
             started = time.perf_counter()
             self.prepare_epoch(epoch)
+            if isinstance(self.scheduler, ProgressSchedule):  # the rate of the epoch's first step
+                self.scheduler.step(self.training_progress(epoch, 1, 0.0))
             learning_rate = self.optimizer.param_groups[0]["lr"]
             train_metrics = self.train_one_epoch(epoch)
             val_metrics = self.evaluate("val")
-            self.scheduler.step(val_metrics["loss"])
+            if not isinstance(self.scheduler, ProgressSchedule):
+                self.scheduler.step(val_metrics["loss"])
             stopped_early = decision_of_rank_zero(
                 self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
             )

@@ -17,6 +17,8 @@ from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
 from models.unet import DEFAULT_BASE_WIDTH
+from trainers.losses import LOSS_CHOICES
+from trainers.schedules import LR_SCHEDULE_CHOICES
 
 CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
 # ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
@@ -120,6 +122,25 @@ class TrainingOptions:
     max_loss_diff: float = option(
         math.inf, "early stopping: an epoch whose val loss exceeds its train loss by more than this counts as bad "
         "(inf: off)", "optimisation",
+    )
+    lr_schedule: str = option(
+        "poly",
+        "learning rate over the run: plateau (divide by 10 after 3 epochs without val-loss improvement, the "
+        "original's); poly (× (1 − t)^0.9) or cosine (× ½(1 + cos πt)), stepped every batch, t the fraction of "
+        "training done (of the steps, or of --time-limit-minutes when that ends first)",
+        "optimisation",
+        choices=LR_SCHEDULE_CHOICES,
+    )
+    warmup_epochs: float = option(
+        0.0, "poly and cosine: grow the rate linearly from 0 over this many first epochs", "optimisation",
+        check=lambda value: value >= 0, requirement="use 0 (no warm-up) or more epochs",
+    )
+    loss: str = option(
+        "ce",
+        "training loss: ce (cross-entropy) or ce+jaccard (plus a soft-Jaccard term over the classes present in "
+        "the batch, which rewards rare classes)",
+        "optimisation",
+        choices=LOSS_CHOICES,
     )
     # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
     time_limit_minutes: float = option(

@@ -34,6 +34,19 @@ def check_options(names: list[str], options: TrainingOptions) -> None:
             options.weights is None or len(names) == 1,
             "--weights loads one model's state dict: train that single model with --model NAME",
         ),
+        (
+            options.warmup_epochs < options.epochs,
+            f"--warmup-epochs {options.warmup_epochs:g}: warm up for fewer epochs than --epochs {options.epochs}",
+        ),
+        (
+            options.warmup_epochs == 0 or options.time_limit_minutes == float("inf"),
+            "--warmup-epochs counts epochs of a run of --epochs: a run under --time-limit-minutes has no known "
+            "length to warm up a share of; drop one of them",
+        ),
+        (
+            options.warmup_epochs == 0 or options.lr_schedule != "plateau",
+            "--warmup-epochs applies to --lr-schedule poly and cosine, not plateau",
+        ),
         # DeepLabV3's image-pooling branch normalises 1×1 features: BatchNorm needs two images to do that.
         (
             options.batch_size >= 2 or not any(MODEL_REGISTRY[name].transfer_learning for name in names),
