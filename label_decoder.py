@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from inference.colour_names import srgb_to_lab
+from helpers.colour_space import srgb_to_lab
 from label_encoder import ClassPalette, checked_class_indices, generate_palette
 
 OVERLAY_OPACITY = 0.5

@@ -41,7 +41,7 @@ def read_tag_file(tag_file: str | Path, class_names: list[str]) -> frozenset[str
 
 @cache
 def _label_list(class_file: Path) -> list[str]:
-    return ORIGINAL_LAYOUT.load_encoder(class_file).class_names
+    return LabelEncoder.from_class_file(class_file).class_names
 
 
 def photo_tags(image_file: str | Path) -> frozenset[str]:

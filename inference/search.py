@@ -22,9 +22,10 @@ from difflib import get_close_matches
 import numpy as np
 
 from evaluation.garment_groups import read_group_table
+from helpers.colour_space import srgb_to_lab
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, PhotoDescription
-from inference.colour_names import COLOUR_WORDS, distance_to_colour, srgb_to_lab
+from inference.colour_names import COLOUR_WORDS, distance_to_colour
 
 SAME_GROUP_CREDIT = 0.5
 OTHER_COLOUR_CREDIT = 0.5

@@ -8,6 +8,7 @@ pretrained weights; a model built from scratch gets the usual 0.1 (models.get_mo
 predictions lag the training network by about a hundred steps.
 """
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,11 @@ class DeepLabV3Logits(DeepLabV3):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         coarse = self.classifier(self.backbone(images)["out"])
-        with torch.autocast(images.device.type, enabled=False):
+        device_type = images.device.type
+        # The meta device of FLOP counting has no autocast to turn off.
+        outside_autocast = (torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type)
+                            else contextlib.nullcontext())
+        with outside_autocast:
             return F.interpolate(coarse.float(), size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 

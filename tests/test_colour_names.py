@@ -4,7 +4,8 @@ colour words people use for clothes."""
 import numpy as np
 import pytest
 
-from inference.colour_names import COLOUR_WORDS, dominant_colour, garment_colour, srgb_to_lab
+from helpers.colour_space import srgb_to_lab
+from inference.colour_names import COLOUR_WORDS, dominant_colour, garment_colour
 
 # Typical garment colours, none of them a reference point of colour_names.
 KNOWN_COLOURS = {

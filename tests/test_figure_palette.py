@@ -8,8 +8,8 @@ from matplotlib.colors import to_rgb
 from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE
 
+from helpers.colour_space import srgb_to_lab
 from img_test import draw_prediction_figure
-from inference.colour_names import srgb_to_lab
 from label_decoder import MIN_DISTINCT_DELTA_E, LabelDecoder
 from label_encoder import generate_palette
 

@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
+from helpers.colour_space import srgb_to_lab
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, LabelSource, PhotoDescription, describe_files
-from inference.colour_names import srgb_to_lab
 from inference.search import Term, parse_query, rank, term_score
 
 SEARCHED_PHOTOS = 30
