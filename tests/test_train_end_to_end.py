@@ -1,6 +1,7 @@
 """train.py end to end on tiny caches: every registered model, every file it writes, and their agreement."""
 
 import csv
+import itertools
 import json
 
 import numpy as np
@@ -12,6 +13,8 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
+from dataset import load_cache
+from evaluation.bootstrap import format_with_interval
 from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint
 from models import MODEL_NAMES
@@ -129,14 +132,19 @@ def test_best_checkpoint_alone_reproduces_its_val_metrics(all_models_run, name):
 def test_comparison_and_summary_cover_every_model(all_models_run):
     _, out, results = all_models_run
     assert (out / "comparison.png").read_bytes()[:8] == PNG_SIGNATURE
-    rows = [line for line in (out / "summary.md").read_text().splitlines() if line.startswith("| ")][1:]
+    summary, paired = (out / "summary.md").read_text().split("## Paired comparison")
+    rows = [line for line in summary.splitlines() if line.startswith("| ")][1:]
     assert [row.split("|")[1].strip() for row in rows] == list(MODEL_NAMES)
     for row, name in zip(rows, MODEL_NAMES, strict=True):
         cells = [cell.strip() for cell in row.split("|")[1:-1]]
         report = results[name]["test"]
+        intervals = report["intervals"]
         assert cells[2] == str(EPOCHS)
-        assert cells[4:7] == [f"{report[key]:.4f}" for key in ("pixel_accuracy", "miou", "fw_iou")]
-        assert cells[7] == f"{report['garment_groups']['miou']:.4f}"
+        assert cells[4:6] == [format_with_interval(report[key], intervals[key]) for key in ("pixel_accuracy", "miou")]
+        assert cells[6] == f"{report['fw_iou']:.4f}"
+        assert cells[7] == format_with_interval(report["garment_groups"]["miou"], intervals["group_miou"])
+    pairs = [line.split("|")[1].strip() for line in paired.splitlines() if line.startswith("| ")][1:]
+    assert pairs == [f"{first} − {second}" for first, second in itertools.combinations(MODEL_NAMES, 2)]
 
 
 def test_unet_learns_on_real_photos(real_ccp_dir, tmp_path):
@@ -148,4 +156,7 @@ def test_unet_learns_on_real_photos(real_ccp_dir, tmp_path):
     checkpoint = load_checkpoint(tmp_path / "results" / "unet.pt")
     assert checkpoint["class_names"][0] == "null" and len(checkpoint["class_names"]) == 59
     report = json.loads((tmp_path / "results" / "unet_test.json").read_text())
-    check_test_report(report, checkpoint["class_names"], len(checkpoint["split_ids"]["test"]) * 64 * 48)
+    native_pixels = sum(label.size for label in load_cache(cache_dir).native_labels("test"))
+    check_test_report(report, checkpoint["class_names"], native_pixels)
+    assert report["at_training_size"]["confusion_matrix"] != report["confusion_matrix"]
+    assert np.sum(report["at_training_size"]["confusion_matrix"]) == len(checkpoint["split_ids"]["test"]) * 64 * 48
