@@ -3,9 +3,11 @@ all-background baseline of the same test split and the garment-group mIoU.
 
     python -m scripts.results_table results/cpu
 
-Runs are the `<model>_test.json` files of the folder and of its `augment-*` subfolders (the study's
-ablations), labelled like the study labels them ('unet', 'unet, augment flip'). Reports written before the
-garment groups existed get their group metrics from their confusion matrix.
+Runs are the `<model>_test.json` files of the folder, of its `ablation-*` subfolders (the study's ablations) and
+of its `seed-*` subfolders (further seeds), labelled like the study labels them ('unet', 'unet, schedule
+plateau', 'unet, seed 1'); runs repeated with several seeds get a second table of their mean ± standard
+deviation. Reports written before the garment groups existed get their group metrics from their confusion
+matrix.
 """
 
 import argparse
@@ -14,21 +16,30 @@ import sys
 from pathlib import Path
 
 from helpers.errors import ClothVisionError, run_cli
-from scripts.study_report import all_background_metrics, metric_cells, read_history, report_class_names
+from scripts.study_report import (
+    all_background_metrics,
+    metric_cells,
+    read_history,
+    report_class_names,
+    run_label,
+    seed_table,
+    study_folders,
+)
 
 HEADER = ("| model | epochs (training minutes) | test pixel accuracy | test mean accuracy | test mIoU | test fw-IoU "
           "| test group mIoU |\n|---|---:|---:|---:|---:|---:|---:|")
 
 
-def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict]]]:
-    """{label: (test report, history)} of every run in results_dir, the folder's own runs first."""
+def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict], str]]:
+    """{label: (test report, history, label without the seed)} of every run in results_dir, the folder's own
+    runs first."""
     runs = {}
-    for folder in (results_dir, *sorted(results_dir.glob("augment-*"))):
-        suffix = f", augment {folder.name.removeprefix('augment-')}" if folder != results_dir else ""
+    for folder in study_folders(results_dir):
         for report_path in sorted(folder.glob("*_test.json")):
             model = report_path.name.removesuffix("_test.json")
             report = json.loads(report_path.read_text(encoding="utf-8"))
-            runs[model + suffix] = (report, read_history(folder / f"{model}.csv"))
+            label, base_label = run_label(folder, results_dir, model)
+            runs[label] = (report, read_history(folder / f"{model}.csv"), base_label)
     return runs
 
 
@@ -40,10 +51,12 @@ def results_table(results_dir: Path) -> str:
     first_report = next(iter(runs.values()))[0]
     baseline = all_background_metrics(first_report["confusion_matrix"], report_class_names(first_report))
     lines = [HEADER, f"| all-background baseline | – | {metric_cells(baseline)} |"]
-    for label, (report, history) in runs.items():
+    by_base_label: dict[str, list[dict]] = {}
+    for label, (report, history, base_label) in runs.items():
         minutes = sum(row["seconds"] for row in history) / 60
         lines.append(f"| {label} | {len(history)} ({minutes:.0f}) | {metric_cells(report)} |")
-    return "\n".join(lines)
+        by_base_label.setdefault(base_label, []).append(report)
+    return "\n".join(lines) + seed_table(by_base_label)
 
 
 def main(argv: list[str] | None = None) -> str:

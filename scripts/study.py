@@ -36,6 +36,7 @@ from helpers.atomic_files import atomic_write_text
 from helpers.devices import PRECISION_CHOICES, resolve_precision
 from helpers.errors import ClothVisionError, run_cli
 from preprocess import preprocess
+from scripts.study_best import best_run, best_run_text, flip_tta_gain, tag_scores
 from scripts.study_measure import ModelMeasurement, measure_model, throughput_table
 from scripts.study_plan import (
     PROFILES,
@@ -83,6 +84,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue every run from its last checkpoint where one exists, e.g. after an "
                              "interruption (train.py --resume; default: off, every run starts afresh)")
+    parser.add_argument("--tags-data", type=Path, default=None,
+                        help="dataset folder whose photos with image-level tags only (annotations/image-level/, no "
+                             "pixel-level label) score the best run's garment detection (default: --data)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train every run once per seed (train.py --seed); the tables add the mean ± standard "
+                             "deviation across seeds. Each seed costs the whole study's training again: on 2 CPU "
+                             "cores give --budget-minutes room for it (default: one seed, 0)")
     parser.add_argument("--models", default=None,
                         help="comma-separated models to train (default: the profile's, all four)")
     parser.add_argument("--peak-tflops", type=float, default=H200_BF16_DENSE_PEAK_FLOPS / 1e12,
@@ -110,6 +118,8 @@ def profile_from_args(args: argparse.Namespace) -> StudyProfile:
         overrides["models"] = models
     if args.precision is not None:
         overrides["precision"] = args.precision
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(dict.fromkeys(args.seeds))
     return replace(profile, resume=args.resume,
                    **{name: value for name, value in overrides.items() if value is not None})
 
@@ -180,7 +190,7 @@ def training_step(study: StudyRun, measurements: list[ModelMeasurement], cache: 
     epoch_seconds = {item.name: estimated_epoch_seconds(item.training_images_per_second, study.train_image_count,
                                                         len(cache.split_indices("val"))) for item in measurements}
     seconds_left = profile.training_budget_seconds - (time.monotonic() - study.started)
-    study.runs = with_time_limits(planned_runs(profile), profile, epoch_seconds, seconds_left)
+    study.runs = with_time_limits(planned_runs(profile), profile, seconds_left)
     for run in study.runs:
         limit = f"at most {run.time_limit_minutes:g} min" if run.time_limit_minutes is not None else ""
         say(f"plan: {run.label}: {limit or f'{run.epochs} epoch(s)'} (about "
@@ -202,19 +212,22 @@ def recipe_text(study: StudyRun) -> str:
     """How the runs were trained and how the compute was shared, for the summary."""
     profile = study.profile
     precision = resolve_precision(profile.precision, study.device).describe()
-    lines = [f"Recipe: from scratch (Adam at 1e-3 for every parameter), augment {profile.augment}, {precision}, "
-             f"batch {profile.batch_size}, U-net base width {profile.unet_base_width}, early stopping off, "
+    lines = [f"Recipe: from scratch (Adam at 1e-3 for every parameter), --lr-schedule {profile.lr_schedule}, "
+             f"--loss {profile.loss}, augment {profile.augment}, {precision}, batch {profile.batch_size}, U-net base "
+             f"width {profile.unet_base_width}, early stopping off, seed(s) {', '.join(map(str, profile.seeds))}, "
              f"{profile.parallel} run(s) at a time with {threads_per_process(profile)} thread(s) each on the CPU."
              + (" Runs with a last checkpoint were continued from it (--resume)." if profile.resume else "")]
+    if profile.ablations:
+        lines.append("Ablations (U-net, one change each against the recipe): "
+                     + "; ".join(f"{ablation.label} (`{' '.join(ablation.flags)}`)" for ablation in profile.ablations)
+                     + ".")
     limited = [run for run in study.runs if run.time_limit_minutes is not None]
     if limited:
-        unet_minutes = [sum(row["seconds"] for row in read_history(run.out_dir / f"{run.model}.csv")) / 60
-                        for run in study.runs if run.model == "unet" and (run.out_dir / "unet.csv").is_file()]
-        limit = limited[0].time_limit_minutes
-        share = ("the larger share" if unet_minutes and max(unet_minutes) > limit else "no more than the others")
-        lines.append(f"Equal compute: every DeepLabV3 had the same wall-clock limit of {limit:g} min of training; "
-                     f"the U-net runs had {profile.epochs} epochs each ({', '.join(f'{m:.0f}' for m in unet_minutes)}"
-                     f" min), {share}.")
+        minutes = [sum(row["seconds"] for row in read_history(run.out_dir / f"{run.model}.csv")) / 60
+                   for run in study.runs if (run.out_dir / f"{run.model}.csv").is_file()]
+        lines.append(f"Equal compute: every run had the same wall-clock limit of {limited[0].time_limit_minutes:g} "
+                     f"min of training (used: {min(minutes, default=0):.1f}–{max(minutes, default=0):.1f} min; a run "
+                     "stops after the epoch past which another would end beyond the limit).")
     return "\n".join(lines)
 
 
@@ -251,7 +264,19 @@ def summary_text(study: StudyRun, finished: list[TrainingRun], measurements: lis
     ])
 
 
-def report_step(study: StudyRun, data_dir: Path, finished: list[TrainingRun],
+def best_run_step(study: StudyRun, data_dir: Path, tags_dir: Path, finished: list[TrainingRun],
+                  reports: dict[str, dict]) -> str:
+    """The flip-TTA gain and the garment-detection scores of the best run, as JSON and as the summary's text."""
+    best = best_run(finished, reports)
+    say(f"best run: {best.label}: flip test-time augmentation against none, garment detection on tags")
+    gain = flip_tta_gain(best, study.profile)
+    tags = tag_scores(best, study.profile, data_dir, tags_dir)
+    atomic_write_text(study.profile.results_dir / "best_run.json",
+                      json.dumps({"run": best.label, "flip_tta": gain, "tags": tags}, indent=1) + "\n")
+    return best_run_text(best, gain, tags)
+
+
+def report_step(study: StudyRun, data_dir: Path, tags_dir: Path, finished: list[TrainingRun],
                 measurements: list[ModelMeasurement]) -> None:
     profile = study.profile
     histories = {run.label: read_history(run.out_dir / f"{run.model}.csv") for run in study.runs
@@ -262,9 +287,11 @@ def report_step(study: StudyRun, data_dir: Path, finished: list[TrainingRun],
     reports = {run.label: json.loads((run.out_dir / f"{run.model}_test.json").read_text(encoding="utf-8"))
                for run in finished}
     if histories:
-        plot_comparison(histories, profile.figure_path)
+        plot_comparison(histories, profile.figure_path, against_minutes=profile.equal_time)
     prediction_figures = write_prediction_figures(profile, data_dir, finished)
     summary = summary_text(study, finished, measurements, reports, histories)
+    if reports:
+        summary += "\n" + best_run_step(study, data_dir, tags_dir, finished, reports)
     summary_path = atomic_write_text(profile.results_dir / "summary.md", summary)
     say(f"wrote {summary_path}, {profile.figure_path}" + "".join(f", {path}" for path in prediction_figures))
     print(summary, flush=True)
@@ -284,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = preprocess_step(study, args.data)
     measurements = measurement_step(study, cache)
     finished = training_step(study, measurements, cache)
-    report_step(study, args.data, finished, measurements)
+    report_step(study, args.data, args.tags_data or args.data, finished, measurements)
     if len(finished) != len(study.runs):
         raise ClothVisionError(f"{len(study.runs) - len(finished)} run(s) did not finish: read "
                                f"{profile.results_dir / 'logs'}, then rerun with fewer --epochs")

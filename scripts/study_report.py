@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import shutil
+import statistics
 import tarfile
 from pathlib import Path
 
@@ -19,6 +20,24 @@ from scripts.study_plan import StudyProfile, TrainingRun
 from scripts.study_training import say
 from trainers.metrics import group_metrics, metrics_from_confusion
 from trainers.summary import ModelSummary
+
+
+def study_folders(results_dir: Path) -> list[Path]:
+    """The folders a study writes runs into: its own (the recipe's runs of the first seed), one per
+    ablation, and the same again under seed-N for every further seed."""
+    roots = [results_dir, *sorted(results_dir.glob("seed-*"))]
+    return [folder for root in roots for folder in (root, *sorted(root.glob("ablation-*")))]
+
+
+def run_label(folder: Path, results_dir: Path, model: str) -> tuple[str, str]:
+    """(label, label without the seed) of the run of model in folder, as the study labels it:
+    'unet', 'unet, schedule plateau', 'unet, schedule plateau, seed 1'."""
+    base = model
+    if folder.name.startswith("ablation-"):
+        base += ", " + folder.name.removeprefix("ablation-").replace("-", " ")
+    seed_folder = folder if folder.name.startswith("seed-") else folder.parent
+    seeded = seed_folder != results_dir and seed_folder.name.startswith("seed-")
+    return (f"{base}, seed {seed_folder.name.removeprefix('seed-')}" if seeded else base), base
 
 
 def read_history(path: Path) -> list[dict]:
@@ -70,6 +89,23 @@ def metric_cells(report: dict) -> str:
                       else f"{100 * value:.1f} %" for metric, value in values.items())
 
 
+def seed_table(reports_by_base_label: dict[str, list[dict]]) -> str:
+    """Runs repeated with several seeds: the mean ± standard deviation across seeds of their test metrics,
+    beside which each seed's own row shows its bootstrap interval (the spread over test images). Empty when
+    no run has more than one seed."""
+    repeated = {label: reports for label, reports in reports_by_base_label.items() if len(reports) > 1}
+    if not repeated:
+        return ""
+    lines = ["| run | seeds | test pixel accuracy | test mIoU | test group mIoU |", "|---|---:|---:|---:|---:|"]
+    for label, reports in repeated.items():
+        cells = []
+        for values in ([report["pixel_accuracy"] for report in reports], [report["miou"] for report in reports],
+                       [test_group_metrics(report)["miou"] for report in reports]):
+            cells.append(f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f} %")
+        lines.append(f"| {label} | {len(reports)} | {' | '.join(cells)} |")
+    return "\n\n" + "\n".join(["Across seeds (mean ± standard deviation of the seeds' test metrics):", "", *lines])
+
+
 def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], reports: dict[str, dict],
                  histories: dict[str, list[dict]]) -> str:
     """One row per finished run (by label) after the all-background baseline of the same test split."""
@@ -88,7 +124,11 @@ def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], 
             minutes = sum(row["seconds"] for row in history) / 60
             lines.append(f"| {run.label} | {item.parameters / 1e6:.2f} M | {len(history)} ({minutes:.0f}) "
                          f"| {metric_cells(reports[run.label])} | {1e3 * item.inference_seconds:.1f} |")
-    return "\n".join(lines)
+    by_base_label: dict[str, list[dict]] = {}
+    for run in runs:
+        if run.label in reports:
+            by_base_label.setdefault(run.base_label or run.label, []).append(reports[run.label])
+    return "\n".join(lines) + seed_table(by_base_label)
 
 
 def write_prediction_figures(profile: StudyProfile, data_dir: Path, runs: list[TrainingRun]) -> list[Path]:
@@ -112,8 +152,8 @@ def export(profile: StudyProfile, out_dir: Path, files: list[Path]) -> None:
         if path.is_file():
             shutil.copy2(path, out_dir / path.name)
     # This study's outputs only: the results folder may hold other studies in subfolders (results/cpu, ...).
-    written = [path for folder in (profile.results_dir, *profile.results_dir.glob("augment-*"),
-                                   profile.results_dir / "logs") for path in folder.glob("*")]
+    written = [path for folder in (*study_folders(profile.results_dir), profile.results_dir / "logs")
+               for path in folder.glob("*") if path.is_file()]
     with tarfile.open(out_dir / "results.tar.gz", "w:gz") as archive:
         for path in sorted({*written, *files[2:]}):
             if path.is_file() and path.suffix != ".pt":

@@ -17,18 +17,19 @@ def say(message: str) -> None:
 
 
 def training_command(run: TrainingRun, profile: StudyProfile) -> list[str]:
-    """train.py from scratch (its from-scratch learning rates) with early stopping off: patience above the
-    epoch count never ends a run before its last epoch or its time limit."""
+    """train.py from scratch (its from-scratch learning rates) with the profile's recipe and early stopping
+    off (patience above the epoch count never ends a run before its last epoch or its time limit); an
+    ablation's flags come last, so they override the recipe's."""
     command = [sys.executable, "train.py", "--model", run.model, "--data", str(profile.cache_dir),
                "--out", str(run.out_dir), "--epochs", str(run.epochs), "--batch-size", str(profile.batch_size),
-               "--device", profile.device, "--patience", str(run.epochs + 1),
+               "--device", profile.device, "--patience", str(run.epochs + 1), "--seed", str(run.seed),
                "--unet-base-width", str(profile.unet_base_width), "--precision", profile.precision,
-               "--augment", run.augment]
+               "--augment", run.augment, "--lr-schedule", profile.lr_schedule, "--loss", profile.loss]
     if run.time_limit_minutes is not None:
         command += ["--time-limit-minutes", f"{run.time_limit_minutes:g}"]
     if profile.resume and (run.out_dir / f"{run.model}_last.pt").is_file():
         command.append("--resume")
-    return command + ["--no-pretrained", "--no-show"]
+    return command + [*run.flags, "--no-pretrained", "--no-show", "--no-progress"]
 
 
 def threads_per_process(profile: StudyProfile) -> int:

@@ -36,22 +36,36 @@ def test_gpu_study_refuses_to_start_without_cuda_before_any_work(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cpu_profile_gives_every_deeplabv3_the_same_time_limit_after_the_unet_epochs():
+def test_cpu_profile_gives_every_run_the_same_time_limit():
     profile = study_plan.CPU_PROFILE
     runs = study_plan.planned_runs(profile)
-    assert [run.label for run in runs] == ["unet", "unet, augment flip", "mobilenetv3", "resnet50", "resnet101"]
-    assert [run.augment for run in runs] == ["full", "flip", "full", "full", "full"]
-    assert runs[1].out_dir == profile.results_dir / "augment-flip" and runs[1].slug == "unet-augment-flip"
-    assert [run.epochs for run in runs] == [25, 25, 200, 200, 200]
-    # Two U-net runs side by side take 25 epochs of 100 s; three DeepLabV3 runs take two rounds of two.
+    assert [run.label for run in runs] == ["unet", "unet, schedule plateau", "unet, loss ce+jaccard",
+                                           "unet, base width 16", "unet, base width 24", "mobilenetv3", "resnet50",
+                                           "resnet101"]
+    assert runs[1].out_dir == profile.results_dir / "ablation-schedule-plateau"
+    assert runs[1].slug == "unet-schedule-plateau" and runs[1].flags == ("--lr-schedule", "plateau")
+    assert {run.epochs for run in runs} == {200} and {run.augment for run in runs} == {"flip"}
+    # Eight runs, two at a time: four rounds share what the reports leave of the budget.
     seconds_left = 120 * 60
-    timed = study_plan.with_time_limits(runs, profile, {"unet": 100.0}, seconds_left)
-    expected_minutes = (seconds_left - study_plan.REPORT_RESERVE_SECONDS - 25 * 100) / 2 / 60
-    assert [run.time_limit_minutes for run in timed] == [None, None, *[round(expected_minutes, 1)] * 3]
-    # No time left at all still gives each DeepLabV3 a minute (train.py always finishes its first epoch).
-    starved = study_plan.with_time_limits(runs, profile, {"unet": 1e6}, seconds_left)
-    assert [run.time_limit_minutes for run in starved[2:]] == [1.0] * 3
-    assert study_plan.with_time_limits(runs, study_plan.GPU_PROFILE, {"unet": 1e6}, 0) == runs
+    timed = study_plan.with_time_limits(runs, profile, seconds_left)
+    expected = (seconds_left - study_plan.REPORT_RESERVE_SECONDS) / 4 - study_plan.TEST_EVALUATION_SECONDS
+    assert [run.time_limit_minutes for run in timed] == [round(expected / 60, 1)] * 8
+    # No time left at all still gives each run a minute (train.py always finishes its first epoch).
+    assert {run.time_limit_minutes for run in study_plan.with_time_limits(runs, profile, 0)} == {1.0}
+    assert study_plan.with_time_limits(runs, study_plan.GPU_PROFILE, 0) == runs
+
+
+def test_seeds_repeat_every_run_in_its_own_folder():
+    profile = replace(study_plan.CPU_PROFILE, seeds=(0, 1), ablations=study_plan.CPU_ABLATIONS[:1],
+                      models=("unet", "mobilenetv3"))
+    runs = study_plan.planned_runs(profile)
+    assert [(run.label, run.seed, run.base_label) for run in runs] == [
+        ("unet", 0, "unet"), ("unet, schedule plateau", 0, "unet, schedule plateau"), ("mobilenetv3", 0, "mobilenetv3"),
+        ("unet, seed 1", 1, "unet"), ("unet, schedule plateau, seed 1", 1, "unet, schedule plateau"),
+        ("mobilenetv3, seed 1", 1, "mobilenetv3")]
+    assert runs[4].out_dir == profile.results_dir / "seed-1" / "ablation-schedule-plateau"
+    command = study_training.training_command(runs[4], profile)
+    assert command[command.index("--seed") + 1] == "1"
 
 
 def test_gpu_profile_trains_every_model_for_the_same_epochs():
@@ -66,18 +80,23 @@ def test_epoch_estimate_counts_training_and_a_third_of_the_validation_images():
 
 def test_training_commands_train_from_scratch_at_from_scratch_rates_without_early_stopping():
     runs = study_plan.with_time_limits(study_plan.planned_runs(study_plan.CPU_PROFILE), study_plan.CPU_PROFILE,
-                                       {"unet": 60.0}, 120 * 60)
+                                       120 * 60)
     commands = {run.label: study_training.training_command(run, study_plan.CPU_PROFILE) for run in runs}
-    for command in commands.values():
-        assert command[:2] == [sys.executable, "train.py"] and command[-2:] == ["--no-pretrained", "--no-show"]
-        options = dict(zip(command[2:-2:2], command[3:-2:2], strict=True))
+    tail = ["--no-pretrained", "--no-show", "--no-progress"]
+    for run in runs:
+        command = commands[run.label]
+        assert command[:2] == [sys.executable, "train.py"] and command[-3:] == tail
+        recipe = command[2:len(command) - len(tail) - len(run.flags)]
+        options = dict(zip(recipe[::2], recipe[1::2], strict=True))
         assert "--lr" not in options and "--backbone-lr-factor" not in options
         assert int(options["--patience"]) == int(options["--epochs"]) + 1
-        assert options["--precision"] == "auto" and options["--device"] == "cpu"
-    flip = dict(zip(commands["unet, augment flip"][2:-2:2], commands["unet, augment flip"][3:-2:2], strict=True))
-    assert flip["--augment"] == "flip" and flip["--out"] == "results/cpu/augment-flip" and flip["--epochs"] == "25"
-    resnet = dict(zip(commands["resnet101"][2:-2:2], commands["resnet101"][3:-2:2], strict=True))
-    assert resnet["--augment"] == "full" and float(resnet["--time-limit-minutes"]) > 0
+        assert (options["--precision"], options["--device"], options["--augment"]) == ("auto", "cpu", "flip")
+        assert (options["--lr-schedule"], options["--loss"]) == ("poly", "ce")
+        assert float(options["--time-limit-minutes"]) > 0
+    # An ablation's flags come last and override the recipe's.
+    plateau = get_args_parser().parse_args(commands["unet, schedule plateau"][2:])
+    assert plateau.lr_schedule == "plateau" and plateau.out == "results/cpu/ablation-schedule-plateau"
+    assert get_args_parser().parse_args(commands["unet, base width 16"][2:]).unet_base_width == 16
     # What those flags make train.py do: Adam at 1e-3 for every parameter of every model.
     for name in ("unet", "resnet101"):
         train_arguments = get_args_parser().parse_args(commands[name][2:])
@@ -214,8 +233,8 @@ def test_all_background_baseline_is_computed_from_the_test_confusion_matrix():
 def test_a_given_time_limit_and_resume_reach_the_training_commands(tmp_path):
     arguments = ["--profile", "cpu", "--time-limit-minutes", "6", "--resume"]
     profile = replace(study.profile_from_args(study.get_args_parser().parse_args(arguments)), results_dir=tmp_path)
-    runs = study_plan.with_time_limits(study_plan.planned_runs(profile), profile, {"unet": 1e6}, 0)
-    assert [run.time_limit_minutes for run in runs] == [None, None, 6, 6, 6]
+    runs = study_plan.with_time_limits(study_plan.planned_runs(profile), profile, 0)
+    assert {run.time_limit_minutes for run in runs} == {6}
     runs = [replace(run, out_dir=tmp_path) for run in runs]
     (tmp_path / "unet_last.pt").write_bytes(b"")
     commands = {run.label: study_training.training_command(run, profile) for run in runs}
@@ -231,8 +250,10 @@ def test_results_table_reads_every_run_of_a_results_folder(tmp_path):
     names = ["null", "skin", "shirt"]
     history = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.5, "val_miou": 0.2,
                 "lr": 1e-3, "seconds": 120.0}]
-    for folder, confusion in ((tmp_path, [[6, 0, 0], [1, 2, 0], [0, 0, 1]]),
-                              (tmp_path / "augment-flip", [[5, 1, 0], [0, 3, 0], [0, 1, 0]])):
+    runs = ((tmp_path, [[6, 0, 0], [1, 2, 0], [0, 0, 1]]),
+            (tmp_path / "ablation-schedule-plateau", [[5, 1, 0], [0, 3, 0], [0, 1, 0]]),
+            (tmp_path / "seed-1", [[6, 0, 0], [0, 3, 0], [0, 0, 1]]))
+    for folder, confusion in runs:
         folder.mkdir(exist_ok=True)
         write_history_csv(history, folder / "unet.csv")
         metrics = metrics_from_confusion(confusion)
@@ -242,14 +263,19 @@ def test_results_table_reads_every_run_of_a_results_folder(tmp_path):
         if folder != tmp_path:
             report["intervals"] = {"pixel_accuracy": [0.7, 0.9], "miou": [0.3, 0.6], "group_miou": [0.4, 0.95]}
         (folder / "unet_test.json").write_text(json.dumps(report))
-    rows = [line.split(" | ") for line in results_table.results_table(tmp_path).splitlines()[2:]]
-    assert [row[0].strip("| ") for row in rows] == ["all-background baseline", "unet", "unet, augment flip"]
+    table, across_seeds = results_table.results_table(tmp_path).split("\n\nAcross seeds")
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    assert [row[0].strip("| ") for row in rows] == ["all-background baseline", "unet", "unet, schedule plateau",
+                                                    "unet, seed 1"]
     assert rows[0][2] == "60.0 %" and rows[1][1] == "1 (2)" and rows[1][2] == "90.0 %"
     # A report with intervals shows them beside pixel accuracy, mIoU and group mIoU, not the other metrics.
     assert rows[2][2] == "80.0 % (70.0–90.0)" and rows[2][3].endswith("%") and "(" not in rows[2][3]
     assert rows[2][4].endswith("(30.0–60.0)") and rows[2][6].endswith("(40.0–95.0) |")
+    # The two seeds of the U-net: pixel accuracy 0.9 and 1.0, mean ± standard deviation.
+    seeded = [line for line in across_seeds.splitlines() if line.startswith("| unet |")]
+    assert seeded == [f"| unet | 2 | 95.0 ± {100 * 0.05 * 2 ** 0.5:.1f} % | " + seeded[0].split(" | ", 3)[3]]
     with pytest.raises(ClothVisionError, match="holds no <model>_test.json"):
-        results_table.results_table(tmp_path / "augment-flip" / "empty")
+        results_table.results_table(tmp_path / "ablation-schedule-plateau" / "empty")
 
 
 def test_precision_flag_reaches_every_training_command():

@@ -20,8 +20,8 @@ def cache_dir(tmp_path_factory):
 
 
 def starting_rates(out, name: str) -> list[float]:
-    """Adam's rate of each parameter group in the first epoch's checkpoint."""
-    return [group["lr"] for group in load_checkpoint(out / f"{name}_last.pt")["optimizer"]["param_groups"]]
+    """Each parameter group's base rate: what the poly schedule (the default) decays from."""
+    return load_checkpoint(out / f"{name}_last.pt")["scheduler"]["base_lrs"]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Training curves of one model (<model>.png) and the side-by-side comparison of several (comparison.png)."""
 
+import itertools
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -11,12 +12,14 @@ from helpers.figures import new_figure, save_figure
 CURVE_PANELS = (("loss", "Loss (cross-entropy)"), ("acc", "Pixel accuracy"), ("miou", "Mean IoU"))
 
 
-def _draw_panel(axes: Axes, title: str, curves: dict[str, tuple[list[int], list[float]]]) -> None:
-    for label, (epochs, values) in curves.items():
-        axes.plot(epochs, values, marker="o", markersize=3, label=label)
+def _draw_panel(axes: Axes, title: str, curves: dict[str, tuple[list[float], list[float]]],
+                x_label: str = "epoch") -> None:
+    for label, (positions, values) in curves.items():
+        axes.plot(positions, values, marker="o", markersize=3, label=label)
     axes.set_title(title)
-    axes.set_xlabel("epoch")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(x_label)
+    if x_label == "epoch":
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend()
 
@@ -32,8 +35,15 @@ def plot_training_curves(history: list[dict], model_name: str, path: str | Path,
     return save_figure(figure, path)
 
 
-def plot_comparison(histories: dict[str, list[dict]], path: str | Path, show: bool = False) -> Path:
-    """Validation accuracy, loss and mIoU of every model against epochs, one line per model."""
+def training_minutes(history: list[dict]) -> list[float]:
+    """The training minutes at the end of each epoch: the axis on which equal-time runs compare."""
+    return list(itertools.accumulate(row["seconds"] / 60 for row in history))
+
+
+def plot_comparison(histories: dict[str, list[dict]], path: str | Path, show: bool = False,
+                    against_minutes: bool = False) -> Path:
+    """Validation accuracy, loss and mIoU of every model against epochs (or, against_minutes, against
+    training minutes), one line per model."""
     panels = (
         ("val_acc", "Validation pixel accuracy"),
         ("val_loss", "Validation loss"),
@@ -46,8 +56,10 @@ def plot_comparison(histories: dict[str, list[dict]], path: str | Path, show: bo
             axes,
             title,
             {
-                name: ([row["epoch"] for row in history], [row[column] for row in history])
+                name: (training_minutes(history) if against_minutes else [row["epoch"] for row in history],
+                       [row[column] for row in history])
                 for name, history in histories.items()
             },
+            "training minutes" if against_minutes else "epoch",
         )
     return save_figure(figure, path)
