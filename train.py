@@ -7,8 +7,10 @@
 
 For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last.pt (latest epoch, for
 --resume), <model>.csv (history), <model>.png (curves) and <model>_test.json (best checkpoint on the test
-split); with several models also comparison.png and summary.md. Adam; the learning rate drops tenfold after
-3 epochs without val-loss improvement; early stopping after --patience such epochs.
+split, at the annotations' own size with 95 % intervals), <model>_config.json (every option, to repeat the run
+with --config); with several models also comparison.png and summary.md. Adam; the learning rate decays per
+batch to zero (--lr-schedule poly, or cosine, or plateau: tenfold after 3 epochs without val-loss
+improvement); early stopping after --patience epochs without val-loss improvement.
 """
 
 import sys

@@ -11,6 +11,13 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from synthetic_ccp import write_ccp_layout, write_kaggle_layout  # noqa: E402
+from training_runs import build_cache  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A 12-image synthetic cache at 32x32, built once per module of the training tests."""
+    return build_cache(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import pytest
 import torch
 from training_runs import (
-    build_cache,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
@@ -17,11 +16,6 @@ from trainers import losses
 from trainers import model_trainer as model_trainer_module
 
 EPOCHS = 4
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return build_cache(tmp_path_factory.mktemp("recipe"))
 
 
 def rates_per_step(monkeypatch) -> list[float]:

@@ -7,7 +7,6 @@ from dataclasses import make_dataclass
 import pytest
 import torch
 from training_runs import (
-    build_cache,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
@@ -18,11 +17,6 @@ from helpers.errors import ClothVisionError
 from trainers import options as training_options
 from trainers.command_line import get_args_parser, parse_given_options
 from trainers.evaluation import evaluate_checkpoint
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return build_cache(tmp_path_factory.mktemp("config"))
 
 
 def test_a_field_added_to_the_options_reaches_help_train_and_the_config(cache_dir, tmp_path, monkeypatch,

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from training_runs import (
-    build_cache,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
@@ -16,11 +15,6 @@ from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.metrics import correct_pixels
 from trainers.options import class_weights_from_counts
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return build_cache(tmp_path_factory.mktemp("cache"))
 
 
 def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:

@@ -5,18 +5,12 @@ import json
 import pytest
 import torch
 from training_runs import (
-    build_cache,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
 from helpers.checkpoint import load_checkpoint
 from models import get_model
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return build_cache(tmp_path_factory.mktemp("recipe"))
 
 
 def starting_rates(out, name: str) -> list[float]:
