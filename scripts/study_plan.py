@@ -70,24 +70,25 @@ class Ablation:
         return "ablation-" + "-".join(self.label.split())
 
 
+# Against the recipe the last CPU study chose (plateau, width 16): each change it measured, one at a time.
 CPU_ABLATIONS = (
-    Ablation("schedule plateau", ("--lr-schedule", "plateau")),
+    Ablation("schedule poly", ("--lr-schedule", "poly")),
     Ablation("loss ce+jaccard", ("--loss", "ce+jaccard")),
-    Ablation("base width 16", ("--unet-base-width", "16")),
     Ablation("base width 24", ("--unet-base-width", "24")),
+    Ablation("base width 32", ("--unet-base-width", "32")),
 )
 
 
 GPU_PROFILE = StudyProfile(
     "gpu", "GPU study (one NVIDIA H200)", "cuda", (496, 304), MODEL_NAMES, unet_base_width=70,
-    batch_size=8, epochs=30, equal_time=False, time_limited_max_epochs=30, augment="flip", lr_schedule="poly",
+    batch_size=8, epochs=30, equal_time=False, time_limited_max_epochs=30, augment="flip", lr_schedule="plateau",
     loss="ce", ablations=(), precision="auto", training_budget_seconds=9 * 60, stop_at_budget=True, parallel=4,
     image_limit=None, measurement_steps=10, cache_dir=Path("data/processed"), results_dir=Path("results"),
     figure_path=Path("readme_imgs/graph.png"),
 )
 CPU_PROFILE = StudyProfile(
-    "cpu", "CPU study (2 cores, 240×144)", "cpu", (240, 144), MODEL_NAMES, unet_base_width=32,
-    batch_size=8, epochs=25, equal_time=True, time_limited_max_epochs=200, augment="flip", lr_schedule="poly",
+    "cpu", "CPU study (2 cores, 240×144)", "cpu", (240, 144), MODEL_NAMES, unet_base_width=16,
+    batch_size=8, epochs=25, equal_time=True, time_limited_max_epochs=200, augment="flip", lr_schedule="plateau",
     loss="ce", ablations=CPU_ABLATIONS, precision="auto", training_budget_seconds=120 * 60, stop_at_budget=False,
     parallel=2, image_limit=None, measurement_steps=3, cache_dir=Path("data/processed_240x144"),
     results_dir=Path("results/cpu"), figure_path=Path("readme_imgs/graph_cpu.png"),

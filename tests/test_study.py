@@ -39,11 +39,11 @@ def test_gpu_study_refuses_to_start_without_cuda_before_any_work(tmp_path, monke
 def test_cpu_profile_gives_every_run_the_same_time_limit():
     profile = study_plan.CPU_PROFILE
     runs = study_plan.planned_runs(profile)
-    assert [run.label for run in runs] == ["unet", "unet, schedule plateau", "unet, loss ce+jaccard",
-                                           "unet, base width 16", "unet, base width 24", "mobilenetv3", "resnet50",
+    assert [run.label for run in runs] == ["unet", "unet, schedule poly", "unet, loss ce+jaccard",
+                                           "unet, base width 24", "unet, base width 32", "mobilenetv3", "resnet50",
                                            "resnet101"]
-    assert runs[1].out_dir == profile.results_dir / "ablation-schedule-plateau"
-    assert runs[1].slug == "unet-schedule-plateau" and runs[1].flags == ("--lr-schedule", "plateau")
+    assert runs[1].out_dir == profile.results_dir / "ablation-schedule-poly"
+    assert runs[1].slug == "unet-schedule-poly" and runs[1].flags == ("--lr-schedule", "poly")
     assert {run.epochs for run in runs} == {200} and {run.augment for run in runs} == {"flip"}
     # Eight runs, two at a time: four rounds share what the reports leave of the budget.
     seconds_left = 120 * 60
@@ -60,10 +60,10 @@ def test_seeds_repeat_every_run_in_its_own_folder():
                       models=("unet", "mobilenetv3"))
     runs = study_plan.planned_runs(profile)
     assert [(run.label, run.seed, run.base_label) for run in runs] == [
-        ("unet", 0, "unet"), ("unet, schedule plateau", 0, "unet, schedule plateau"), ("mobilenetv3", 0, "mobilenetv3"),
-        ("unet, seed 1", 1, "unet"), ("unet, schedule plateau, seed 1", 1, "unet, schedule plateau"),
+        ("unet", 0, "unet"), ("unet, schedule poly", 0, "unet, schedule poly"), ("mobilenetv3", 0, "mobilenetv3"),
+        ("unet, seed 1", 1, "unet"), ("unet, schedule poly, seed 1", 1, "unet, schedule poly"),
         ("mobilenetv3, seed 1", 1, "mobilenetv3")]
-    assert runs[4].out_dir == profile.results_dir / "seed-1" / "ablation-schedule-plateau"
+    assert runs[4].out_dir == profile.results_dir / "seed-1" / "ablation-schedule-poly"
     command = study_training.training_command(runs[4], profile)
     assert command[command.index("--seed") + 1] == "1"
 
@@ -91,12 +91,13 @@ def test_training_commands_train_from_scratch_at_from_scratch_rates_without_earl
         assert "--lr" not in options and "--backbone-lr-factor" not in options
         assert int(options["--patience"]) == int(options["--epochs"]) + 1
         assert (options["--precision"], options["--device"], options["--augment"]) == ("auto", "cpu", "flip")
-        assert (options["--lr-schedule"], options["--loss"]) == ("poly", "ce")
+        assert (options["--lr-schedule"], options["--loss"]) == ("plateau", "ce")
         assert float(options["--time-limit-minutes"]) > 0
     # An ablation's flags come last and override the recipe's.
-    plateau = get_args_parser().parse_args(commands["unet, schedule plateau"][2:])
-    assert plateau.lr_schedule == "plateau" and plateau.out == "results/cpu/ablation-schedule-plateau"
-    assert get_args_parser().parse_args(commands["unet, base width 16"][2:]).unet_base_width == 16
+    poly = get_args_parser().parse_args(commands["unet, schedule poly"][2:])
+    assert poly.lr_schedule == "poly" and poly.out == "results/cpu/ablation-schedule-poly"
+    assert get_args_parser().parse_args(commands["unet, base width 32"][2:]).unet_base_width == 32
+    assert get_args_parser().parse_args(commands["unet"][2:]).unet_base_width == 16
     # What those flags make train.py do: Adam at 1e-3 for every parameter of every model.
     for name in ("unet", "resnet101"):
         train_arguments = get_args_parser().parse_args(commands[name][2:])
@@ -282,3 +283,14 @@ def test_precision_flag_reaches_every_training_command():
     profile = study.profile_from_args(study.get_args_parser().parse_args(["--profile", "cpu", "--precision", "fp32"]))
     commands = [study_training.training_command(run, profile) for run in study_plan.planned_runs(profile)]
     assert all(command[command.index("--precision") + 1] == "fp32" for command in commands)
+
+
+def test_an_ablations_parameters_come_from_its_own_config(tmp_path):
+    from models import count_parameters, get_model
+    from scripts.study_report import run_parameters
+
+    run = study_plan.TrainingRun("unet, base width 16", "unet", tmp_path, "flip", 1, flags=("--unet-base-width", "16"))
+    report = {"per_class_iou": dict.fromkeys(f"class{index}" for index in range(59))}
+    assert run_parameters(run, report, measured=123) == 123  # no config: the measurement's count
+    (tmp_path / "unet_config.json").write_text(json.dumps({"model_kwargs": {"base_width": 16}}))
+    assert run_parameters(run, report, measured=123) == count_parameters(get_model("unet", 59, base_width=16))
