@@ -25,6 +25,8 @@ from scripts.study_report import (
     seed_table,
     study_folders,
 )
+from trainers.report import images_path, read_image_confusion
+from trainers.summary import paired_comparison_markdown
 
 HEADER = ("| model | epochs (training minutes) | test pixel accuracy | test mean accuracy | test mIoU | test fw-IoU "
           "| test group mIoU |\n|---|---:|---:|---:|---:|---:|---:|")
@@ -56,7 +58,22 @@ def results_table(results_dir: Path) -> str:
         minutes = sum(row["seconds"] for row in history) / 60
         lines.append(f"| {label} | {len(history)} ({minutes:.0f}) | {metric_cells(report)} |")
         by_base_label.setdefault(base_label, []).append(report)
-    return "\n".join(lines) + seed_table(by_base_label)
+    return "\n".join(lines) + seed_table(by_base_label) + "\n" + paired_against_best(results_dir, runs)
+
+
+def paired_against_best(results_dir: Path, runs: dict[str, tuple[dict, list[dict], str]]) -> str:
+    """The run of highest test mIoU against every other run scored on the same test images."""
+    best = max(runs, key=lambda label: runs[label][0]["miou"])
+    image_confusion = {}
+    for folder in study_folders(results_dir):
+        for report_path in sorted(folder.glob("*_test.json")):
+            label = run_label(folder, results_dir, report_path.name.removesuffix("_test.json"))[0]
+            if images_path(report_path).is_file():
+                image_confusion[label] = read_image_confusion(report_path)[1]
+    if best not in image_confusion or len(image_confusion) < 2:
+        return ""
+    ordered = {best: image_confusion.pop(best), **image_confusion}
+    return paired_comparison_markdown(ordered, against_first_only=True)
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -47,7 +47,14 @@ from scripts.study_plan import (
     planned_runs,
     with_time_limits,
 )
-from scripts.study_report import export, model_summary, read_history, readme_table, write_prediction_figures
+from scripts.study_report import (
+    export,
+    model_summary,
+    read_history,
+    readme_table,
+    run_parameters,
+    write_prediction_figures,
+)
 from scripts.study_training import run_training, say, threads_per_process
 from trainers.plots import plot_comparison
 from trainers.summary import summary_markdown
@@ -235,9 +242,9 @@ def summary_text(study: StudyRun, finished: list[TrainingRun], measurements: lis
                  reports: dict[str, dict], histories: dict[str, list[dict]]) -> str:
     profile, on_cuda = study.profile, study.device.type == "cuda"
     unfinished = [run.label for run in study.runs if run not in finished]
-    parameters = {item.name: item.parameters for item in measurements}
-    summaries = [model_summary(run.label, histories[run.label], reports[run.label], parameters[run.model])
-                 for run in finished]
+    measured = {item.name: item.parameters for item in measurements}
+    summaries = [model_summary(run.label, histories[run.label], reports[run.label],
+                               run_parameters(run, reports[run.label], measured[run.model])) for run in finished]
     return "\n".join([
         f"# {profile.title}", "",
         f"Run {study.started_wall:%Y-%m-%d %H:%M} UTC on {study.hardware}, torch {torch.__version__}: "

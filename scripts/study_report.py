@@ -4,6 +4,7 @@ figures, and the copy of everything but checkpoints for a machine that sends bac
 import contextlib
 import csv
 import io
+import json
 import shutil
 import statistics
 import tarfile
@@ -15,6 +16,7 @@ from evaluation.bootstrap import format_with_interval
 from evaluation.garment_groups import garment_groups_for
 from img_test import test_split_image, test_with_image
 from inference.predictor import SegmentationPredictor
+from models import count_parameters, get_model
 from scripts.study_measure import ModelMeasurement
 from scripts.study_plan import StudyProfile, TrainingRun
 from scripts.study_training import say
@@ -106,6 +108,16 @@ def seed_table(reports_by_base_label: dict[str, list[dict]]) -> str:
     return "\n\n" + "\n".join(["Across seeds (mean ± standard deviation of the seeds' test metrics):", "", *lines])
 
 
+def run_parameters(run: TrainingRun, report: dict, measured: int) -> int:
+    """The parameters of the network a run trained, rebuilt from its <model>_config.json (an ablation may have
+    changed the width that the throughput measurement used); measured, for runs written before configs were."""
+    config_path = run.out_dir / f"{run.model}_config.json"
+    if not config_path.is_file():
+        return measured
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    return count_parameters(get_model(run.model, len(report["per_class_iou"]), **config["model_kwargs"]))
+
+
 def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], reports: dict[str, dict],
                  histories: dict[str, list[dict]]) -> str:
     """One row per finished run (by label) after the all-background baseline of the same test split."""
@@ -122,8 +134,10 @@ def readme_table(runs: list[TrainingRun], measurements: list[ModelMeasurement], 
         if run.label in reports:
             item, history = by_model[run.model], histories[run.label]
             minutes = sum(row["seconds"] for row in history) / 60
-            lines.append(f"| {run.label} | {item.parameters / 1e6:.2f} M | {len(history)} ({minutes:.0f}) "
-                         f"| {metric_cells(reports[run.label])} | {1e3 * item.inference_seconds:.1f} |")
+            # The latency was measured with the recipe's network, which an ablation's flags may change.
+            latency = "–" if run.flags else f"{1e3 * item.inference_seconds:.1f}"
+            lines.append(f"| {run.label} | {run_parameters(run, reports[run.label], item.parameters) / 1e6:.2f} M "
+                         f"| {len(history)} ({minutes:.0f}) | {metric_cells(reports[run.label])} | {latency} |")
     by_base_label: dict[str, list[dict]] = {}
     for run in runs:
         if run.label in reports:
