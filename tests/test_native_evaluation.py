@@ -14,7 +14,7 @@ from dataset import DeviceBatchLoader, load_cache
 from evaluation.garment_groups import garment_groups_for
 from helpers.devices import resolve_precision
 from preprocess import preprocess
-from trainers.native_evaluation import evaluate_at_native_size
+from trainers.scoring import evaluate_at_native_size
 
 STRIPE_CLASS = 7
 # Four times a stripe's width apart: PIL's nearest-neighbour shrink by 4 keeps columns 2, 6, 10, ..., never 3.

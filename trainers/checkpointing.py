@@ -18,8 +18,8 @@ from helpers.atomic_files import atomic_write_text
 from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
 from helpers.errors import ClothVisionError
 from trainers.distributed import copy_buffers_from_rank_zero, wait_for_all_processes
-from trainers.native_evaluation import evaluate_at_native_size
 from trainers.report import build_test_report, describe_report, write_test_report
+from trainers.scoring import evaluate_at_native_size
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
 

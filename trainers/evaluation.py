@@ -1,6 +1,5 @@
-"""Evaluation as a plain function: the training loop scores its val (and test) split with evaluate(), and
-evaluate_checkpoint() scores a saved checkpoint with the same function, without an optimizer, a scheduler
-or any split but the one it scores.
+"""Evaluating a saved checkpoint: evaluate_checkpoint() scores it with the training loop's own test evaluation
+(trainers.scoring), without an optimizer, a scheduler or any split but the one it scores.
 
     from trainers.evaluation import evaluate_checkpoint
     evaluate_checkpoint("results/unet.pt", "data/processed", "test")
@@ -9,57 +8,15 @@ or any split but the one it scores.
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-from torch import nn
-
-from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader, load_cache
-from evaluation.garment_groups import GarmentGroups, garment_groups_for
+from dataset import Cache, DeviceBatchLoader, load_cache
+from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint
-from helpers.devices import Precision, resolve_device, resolve_precision
+from helpers.devices import resolve_device, resolve_precision
 from helpers.errors import ClothVisionError
 from models import build_model_from_checkpoint
-from trainers.distributed import all_reduce_sum
-from trainers.metrics import ConfusionMatrix, accumulator_dtype_for, group_metrics, loss_weight_of
-from trainers.native_evaluation import evaluate_at_native_size
 from trainers.options import TrainingOptions, class_weights_from_counts
 from trainers.report import build_test_report
-
-
-def evaluate(
-    model: nn.Module,
-    loader: DeviceBatchLoader,
-    precision: Precision,
-    garment_groups: GarmentGroups,
-    class_weights: torch.Tensor | None = None,
-) -> dict:
-    """Loss and confusion-matrix metrics of `model` over the loader's whole split (all ranks' shares
-    together under torchrun), per class and per garment group.
-
-    The loss is sum(weight × pixel loss) / sum(weight) over every pixel of the split, the weighted mean that
-    CrossEntropyLoss takes over a batch, so it does not depend on the batch size.
-    """
-    device = loader.device
-    criterion = nn.CrossEntropyLoss(weight=class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
-    confusion = ConfusionMatrix(len(loader.class_names), device)
-    totals = torch.zeros(2, dtype=accumulator_dtype_for(device), device=device)
-    model.eval()
-    # no_grad rather than inference_mode: tensors a compiled graph caches under inference_mode could
-    # not be used by the training graph afterwards.
-    with torch.no_grad():
-        for images, labels in loader:
-            with precision.autocast():
-                logits = model(precision.place(images, device)).float()
-            totals += torch.stack(
-                [criterion(logits, labels).to(totals.dtype), loss_weight_of(labels, class_weights, totals.dtype)]
-            )
-            confusion.update(logits.argmax(dim=1), labels)
-    loss_sum, loss_weight = all_reduce_sum(totals).tolist()
-    confusion.reduce_across_processes()
-    metrics = confusion.compute(loader.class_names)
-    metrics["loss"] = loss_sum / loss_weight
-    metrics["confusion_matrix"] = confusion.matrix.cpu()
-    metrics["garment_groups"] = group_metrics(metrics["confusion_matrix"], garment_groups)
-    return metrics
+from trainers.scoring import evaluate_at_native_size
 
 
 def checkpoint_split_cache(checkpoint: dict, checkpoint_path: str | Path, cache: Cache, split: str) -> Cache:

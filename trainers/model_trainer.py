@@ -38,12 +38,12 @@ from trainers.distributed import (
     copy_buffers_from_rank_zero,
     decision_of_rank_zero,
 )
-from trainers.evaluation import evaluate
 from trainers.losses import check_finite_loss, soft_jaccard_loss
 from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_of
 from trainers.options import TrainingOptions, class_weights_from_counts, with_learning_rates
 from trainers.run_config import run_config
 from trainers.schedules import ProgressSchedule, warmup_fraction
+from trainers.scoring import evaluate
 
 # The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
 # the GPU queue full.
