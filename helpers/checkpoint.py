@@ -53,8 +53,9 @@ def _unreadable(path: Path, reason: str) -> ClothVisionError:
                             "file: train again or pass another file")
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint without ever running code stored in it; every failure is one clear line."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
+    """Load a checkpoint without ever running code stored in it; every failure is one clear line. mmap maps
+    the tensors instead of reading them, for callers that only look at the plain entries."""
     path = Path(path)
     if not path.is_file():
         raise ClothVisionError(f"checkpoint {path} not found: train one with 'python train.py --model NAME' "
@@ -63,7 +64,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         with warnings.catch_warnings():
             # Foreign pickles make torch warn about their protocol; the error below says all there is to say.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         complaint = _unpickler_complaint(error)
         if complaint.startswith("Unsupported operand"):  # bytes that are no pickle at all (a photo, ...)

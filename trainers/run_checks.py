@@ -97,7 +97,8 @@ def recorded_options(last_checkpoint: Path) -> dict:
     """
     if not last_checkpoint.is_file():
         return {}
-    checkpoint = load_checkpoint(last_checkpoint)
+    # Mapped, not read: the resumed trainer reads the weights and states again anyway.
+    checkpoint = load_checkpoint(last_checkpoint, mmap=True)
     recorded = checkpoint["config"]["options"] if "config" in checkpoint else checkpoint["args"]
     known = {keyword_of(option_field) for option_field in option_fields()}
     return {keyword: value for keyword, value in recorded.items() if keyword in known}
