@@ -32,16 +32,16 @@ HEADER = ("| model | epochs (training minutes) | test pixel accuracy | test mean
           "| test group mIoU |\n|---|---:|---:|---:|---:|---:|---:|")
 
 
-def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict], str]]:
-    """{label: (test report, history, label without the seed)} of every run in results_dir, the folder's own
-    runs first."""
+def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict], str, Path]]:
+    """{label: (test report, history, label without the seed, report path)} of every run in results_dir, the
+    folder's own runs first."""
     runs = {}
     for folder in study_folders(results_dir):
         for report_path in sorted(folder.glob("*_test.json")):
             model = report_path.name.removesuffix("_test.json")
             report = json.loads(report_path.read_text(encoding="utf-8"))
             label, base_label = run_label(folder, results_dir, model)
-            runs[label] = (report, read_history(folder / f"{model}.csv"), base_label)
+            runs[label] = (report, read_history(folder / f"{model}.csv"), base_label, report_path)
     return runs
 
 
@@ -54,22 +54,18 @@ def results_table(results_dir: Path) -> str:
     baseline = all_background_metrics(first_report["confusion_matrix"], report_class_names(first_report))
     lines = [HEADER, f"| all-background baseline | – | {metric_cells(baseline)} |"]
     by_base_label: dict[str, list[dict]] = {}
-    for label, (report, history, base_label) in runs.items():
+    for label, (report, history, base_label, _) in runs.items():
         minutes = sum(row["seconds"] for row in history) / 60
         lines.append(f"| {label} | {len(history)} ({minutes:.0f}) | {metric_cells(report)} |")
         by_base_label.setdefault(base_label, []).append(report)
-    return "\n".join(lines) + seed_table(by_base_label) + "\n" + paired_against_best(results_dir, runs)
+    return "\n".join(lines) + seed_table(by_base_label) + "\n" + paired_against_best(runs)
 
 
-def paired_against_best(results_dir: Path, runs: dict[str, tuple[dict, list[dict], str]]) -> str:
+def paired_against_best(runs: dict[str, tuple[dict, list[dict], str, Path]]) -> str:
     """The run of highest test mIoU against every other run scored on the same test images."""
     best = max(runs, key=lambda label: runs[label][0]["miou"])
-    image_confusion = {}
-    for folder in study_folders(results_dir):
-        for report_path in sorted(folder.glob("*_test.json")):
-            label = run_label(folder, results_dir, report_path.name.removesuffix("_test.json"))[0]
-            if images_path(report_path).is_file():
-                image_confusion[label] = read_image_confusion(report_path)[1]
+    image_confusion = {label: read_image_confusion(report_path)[1]
+                       for label, (_, _, _, report_path) in runs.items() if images_path(report_path).is_file()}
     if best not in image_confusion or len(image_confusion) < 2:
         return ""
     ordered = {best: image_confusion.pop(best), **image_confusion}
