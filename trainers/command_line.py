@@ -69,8 +69,7 @@ def read_config_options(path: str | Path) -> dict:
         raise ClothVisionError(
             f"config {path} cannot be read ({type(error).__name__}): pass a <model>_config.json that train.py wrote"
         ) from None
-    known = {training_options.keyword_of(option_field) for option_field in training_options.option_fields()}
-    unknown = sorted(set(recorded) - known)
+    unknown = sorted(set(recorded) - training_options.option_keyword_names())
     if unknown:
         raise ClothVisionError(
             f"config {path} has options this train.py does not know ({', '.join(unknown)}): "

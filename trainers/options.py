@@ -209,6 +209,11 @@ def keyword_of(option_field: Field) -> str:
     return option_field.metadata["keyword"] or option_field.name
 
 
+def option_keyword_names() -> set[str]:
+    """Every name train() accepts as a keyword: what a config file or a checkpoint may record."""
+    return {keyword_of(option_field) for option_field in option_fields()}
+
+
 def flag_of(option_field: Field) -> str:
     return option_field.metadata["flag"] or "--" + keyword_of(option_field).replace("_", "-")
 

@@ -8,7 +8,7 @@ from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import MODEL_NAMES, MODEL_REGISTRY
 from trainers.distributed import DistributedContext
-from trainers.options import TrainingOptions, check_option_values, keyword_of, option_fields
+from trainers.options import TrainingOptions, check_option_values, option_keyword_names
 
 
 def parse_model_names(text: str | Sequence[str]) -> list[str]:
@@ -100,5 +100,5 @@ def recorded_options(last_checkpoint: Path) -> dict:
     # Mapped, not read: the resumed trainer reads the weights and states again anyway.
     checkpoint = load_checkpoint(last_checkpoint, mmap=True)
     recorded = checkpoint["config"]["options"] if "config" in checkpoint else checkpoint["args"]
-    known = {keyword_of(option_field) for option_field in option_fields()}
+    known = option_keyword_names()
     return {keyword: value for keyword, value in recorded.items() if keyword in known}
