@@ -5,14 +5,13 @@ recomputes the dataset-level metric from the sums, as the test report computes i
 confusion matrix. All resamples are computed at once: a resample is a row of weights (how often each image
 was drawn), and its sums are one matrix product.
 
-The class set of every resample is fixed: the classes present in the ground truth of the whole split, as
-for the point estimate, so that a resample that happens to miss a rare class does not drop that class's
-(usually low) IoU from its mean. Within a resample, such a class
-- that the model predicts somewhere in the resample has IoU 0 (its predictions are all false positives);
-- that is neither labelled nor predicted in the resample has IoU 0/0: the resample says nothing about it,
-  so it keeps its IoU over the whole split. Counting it 0 would pull the interval down whenever a
-  well-segmented rare class is missed by chance; counting it 1, or dropping it, would pull it up.
-The same holds for garment groups.
+Every resample is scored by exactly the point estimate's rule (trainers/metrics.py) applied to its summed
+counts: mIoU averages the classes labelled somewhere in the resample's photos, so a class that the resample's
+photos lack is left out of its mean, even where the model predicts it there (those pixels still lower the
+IoU of their true class and the pixel accuracy), as the point estimate leaves out a class that the split
+lacks. Scored any other way, a resample that misses a rare class would count it 0 (or 1) where the point
+estimate does not count it at all, and the interval would lean away from its own point. The same holds for
+garment groups.
 """
 
 from dataclasses import dataclass
@@ -97,16 +96,13 @@ def pixel_accuracy(counts: PixelCounts, weights: np.ndarray) -> np.ndarray:
 
 
 def mean_iou(counts: PixelCounts, weights: np.ndarray) -> np.ndarray:
-    """The mIoU of every resample over the classes present in the whole split (see the module's docstring)."""
-    present = present_classes(counts)
-    # Row 0 is the whole split, where every present class has a non-empty union.
-    with_split = np.vstack([np.ones((1, weights.shape[1])), weights]).astype(np.float64)
-    correct, labelled, predicted = (with_split @ values[:, present]
-                                    for values in (counts.correct, counts.labelled, counts.predicted))
-    union = labelled + predicted - correct
-    iou = np.divide(correct, union, out=np.full_like(union, np.nan), where=union > 0)
-    iou = np.where(np.isnan(iou), iou[0], iou)
-    return iou[1:].mean(axis=1)
+    """The mIoU of every resample over the classes labelled in that resample (see the module's docstring)."""
+    present_classes(counts)
+    weights = weights.astype(np.float64)
+    correct, labelled, predicted = (weights @ values for values in (counts.correct, counts.labelled, counts.predicted))
+    present = labelled > 0
+    iou = np.divide(correct, labelled + predicted - correct, out=np.zeros_like(correct), where=present)
+    return iou.sum(axis=1) / present.sum(axis=1)
 
 
 def metric_per_resample(statistics: ImageStatistics, metric: str, weights: np.ndarray) -> np.ndarray:
