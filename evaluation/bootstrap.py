@@ -1,4 +1,5 @@
-"""95 % percentile bootstrap intervals over test images, and paired comparisons of two models.
+"""95 % percentile bootstrap intervals over test images, paired comparisons of two models, and seeded
+comparisons of two recipes (training randomness included) with their verdict.
 
 Each resample draws as many images as the split holds, with replacement, sums their pixel counts and
 recomputes the dataset-level metric from the sums, as the test report computes it from the split's one
@@ -20,6 +21,9 @@ import numpy as np
 
 RESAMPLES = 1000
 CONFIDENCE = 0.95
+# A verdict ("A better") needs this many seeds per recipe: one seed's interval covers the test photos drawn,
+# not training randomness, and two seeds cannot show a spread.
+MIN_SEEDS = 3
 METRICS = ("pixel_accuracy", "miou", "group_miou")
 
 
@@ -135,20 +139,60 @@ def bootstrap_intervals(statistics: ImageStatistics, resamples: int = RESAMPLES,
             for metric in metrics}
 
 
+def check_same_pixels(statistics: list[ImageStatistics]) -> int:
+    """The image count of models scored on the same labelled pixels; anything else is refused."""
+    first = statistics[0].classes.labelled
+    if any(other.classes.labelled.shape != first.shape or not np.array_equal(other.classes.labelled, first)
+           for other in statistics[1:]):
+        raise ValueError("the models were not scored on the same labelled pixels: a paired comparison "
+                         "needs the same images, in the same order, at the same size")
+    return len(first)
+
+
+def point_estimate(statistics: ImageStatistics, metric: str) -> float:
+    return float(metric_per_resample(statistics, metric, np.ones((1, len(statistics.classes.labelled))))[0])
+
+
 def paired_difference(statistics_a: ImageStatistics, statistics_b: ImageStatistics, metric: str = "miou",
                       resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
     """{"difference": a − b, "interval": [low, high]} of metric (mIoU by default) between two models scored
     on the same images in the same order: both are recomputed on the same resampled images, so what the
     images have in common (an easy or a hard photo) cancels out of the difference."""
-    labelled_a, labelled_b = statistics_a.classes.labelled, statistics_b.classes.labelled
-    if labelled_a.shape != labelled_b.shape or not np.array_equal(labelled_a, labelled_b):
-        raise ValueError("the two models were not scored on the same labelled pixels: a paired comparison "
-                         "needs the same images, in the same order, at the same size")
-    ones = np.ones((1, len(labelled_a)), dtype=np.int64)
-    difference = metric_per_resample(statistics_a, metric, ones) - metric_per_resample(statistics_b, metric, ones)
-    weights = resample_weights(len(labelled_a), resamples, seed)
+    weights = resample_weights(check_same_pixels([statistics_a, statistics_b]), resamples, seed)
     resampled = metric_per_resample(statistics_a, metric, weights) - metric_per_resample(statistics_b, metric, weights)
-    return {"difference": float(difference[0]), "interval": percentile_interval(resampled, confidence)}
+    return {"difference": point_estimate(statistics_a, metric) - point_estimate(statistics_b, metric),
+            "interval": percentile_interval(resampled, confidence)}
+
+
+def seeded_paired_difference(seeds_a: list[ImageStatistics], seeds_b: list[ImageStatistics], metric: str = "miou",
+                             resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
+    """{"difference": mean over a's seeds − mean over b's seeds, "interval": [low, high]} of two recipes, each
+    trained once per seed and scored on the same images: a two-level bootstrap that draws each recipe's seeds
+    with replacement, then the images (the same resampled images for every run), so the interval holds
+    training randomness as well as which photos were tested."""
+    weights = resample_weights(check_same_pixels([*seeds_a, *seeds_b]), resamples, seed)
+    seed_draws = np.random.default_rng([seed, 1])
+    rows = np.arange(resamples)[:, None]
+
+    def mean_over_drawn_seeds(runs: list[ImageStatistics]) -> np.ndarray:
+        scores = np.stack([metric_per_resample(run, metric, weights) for run in runs])
+        drawn = seed_draws.integers(0, len(runs), size=(resamples, len(runs)))
+        return scores[drawn, rows].mean(axis=1)
+
+    difference = (np.mean([point_estimate(run, metric) for run in seeds_a])
+                  - np.mean([point_estimate(run, metric) for run in seeds_b]))
+    resampled = mean_over_drawn_seeds(seeds_a) - mean_over_drawn_seeds(seeds_b)
+    return {"difference": float(difference), "interval": percentile_interval(resampled, confidence)}
+
+
+def verdict(name_a: str, name_b: str, interval: list[float], seeds_a: int, seeds_b: int) -> str:
+    """'A better' only with MIN_SEEDS seeds each and an interval of a − b that excludes 0."""
+    if min(seeds_a, seeds_b) < MIN_SEEDS:
+        return f"no verdict (fewer than {MIN_SEEDS} seeds)"
+    low, high = interval
+    if low > 0 or high < 0:
+        return f"{name_a if low > 0 else name_b} better"
+    return "no difference shown"
 
 
 def format_with_interval(value: float, interval: list[float], digits: int = 1) -> str:

@@ -11,6 +11,8 @@ from evaluation.bootstrap import (
     paired_difference,
     pixel_counts,
     resample_weights,
+    seeded_paired_difference,
+    verdict,
 )
 from trainers.metrics import metrics_from_confusion
 
@@ -158,3 +160,31 @@ def test_statistics_without_any_labelled_pixel_are_refused():
 def test_format_with_interval_shows_percentages():
     assert format_with_interval(0.093, [0.0812, 0.1036]) == "9.3 % (8.1–10.4)"
     assert format_with_interval(0.8575, [0.85, 0.8649], digits=2) == "85.75 % (85.00–86.49)"
+
+
+def improved(matrices: np.ndarray, share: float) -> np.ndarray:
+    """The same labelled pixels with share of every class's mistakes turned right: a better trained model."""
+    eye = np.eye(matrices.shape[1], dtype=np.int64)
+    moved = (matrices * (1 - eye) * share).astype(np.int64)
+    return matrices - moved + eye * moved.sum(axis=2)[:, :, None]
+
+
+def test_seeded_verdict_says_better_only_when_every_seed_agrees():
+    base = realistic_matrices(0)
+    recipe = {name: [image_statistics(improved(base, share)) for share in shares]
+              for name, shares in (("a", (0.30, 0.02, 0.16)), ("b", (0.20, 0.12, 0.14)), ("c", (0.45, 0.47, 0.46)))}
+    # Seed by seed the photos alone would call each pair: a ahead at seed 0, b ahead at seed 1.
+    first_seeds = paired_difference(recipe["a"][0], recipe["b"][0])["interval"]
+    second_seeds = paired_difference(recipe["a"][1], recipe["b"][1])["interval"]
+    assert first_seeds[0] > 0 and second_seeds[1] < 0
+    a_against_b = seeded_paired_difference(recipe["a"], recipe["b"])
+    low, high = a_against_b["interval"]
+    assert low < 0 < high and low <= a_against_b["difference"] <= high
+    assert verdict("a", "b", a_against_b["interval"], 3, 3) == "no difference shown"
+    c_against_b = seeded_paired_difference(recipe["c"], recipe["b"])
+    assert c_against_b["interval"][0] > 0
+    assert verdict("c", "b", c_against_b["interval"], 3, 3) == "c better"
+    assert verdict("b", "c", [-0.2, -0.1], 3, 3) == "c better"
+    assert verdict("c", "b", c_against_b["interval"], 3, 2) == "no verdict (fewer than 3 seeds)"
+    # Seeded the same way, the bootstrap repeats itself exactly.
+    assert seeded_paired_difference(recipe["c"], recipe["b"]) == c_against_b

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.bootstrap import format_with_interval, image_statistics, paired_difference
+from evaluation.bootstrap import MIN_SEEDS, format_with_interval, image_statistics, paired_difference, verdict
 from helpers.atomic_files import atomic_write_text
 
 
@@ -73,13 +73,13 @@ def paired_comparison_markdown(image_confusion: dict[str, np.ndarray], against_f
     for first, second in pairs:
         compared = paired_difference(statistics[first], statistics[second])
         low, high = (100 * bound for bound in compared["interval"])
-        verdict = "no difference shown" if low <= 0 <= high else f"{first if low > 0 else second} better"
         rows.append(f"| {first} − {second} | {100 * compared['difference']:+.1f} | {low:+.1f} to {high:+.1f} "
-                    f"| {verdict} |\n")
+                    f"| {verdict(first, second, compared['interval'], 1, 1)} |\n")
     return (
         "\n## Paired comparison\n\nTest mIoU difference in points, with its 95 % paired-bootstrap interval over "
-        "the test images (the same resampled images for both models, at the annotations' own size); an "
-        "interval that contains 0 shows no difference.\n\n"
+        "the test images (the same resampled images for both models, at the annotations' own size). It covers "
+        f"which photos were tested, not training randomness: a verdict needs {MIN_SEEDS} seeds per model "
+        "(a study, scripts/study.py).\n\n"
         "| models | mIoU difference | 95 % interval | |\n|---|---:|---:|---|\n" + "".join(rows)
     )
 
