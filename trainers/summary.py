@@ -62,15 +62,13 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
     )
 
 
-def paired_comparison_markdown(image_confusion: dict[str, np.ndarray], against_first_only: bool = False) -> str:
-    """For every two models (in the order given; against_first_only: the first against each other one), the
-    test mIoU difference with its 95 % paired-bootstrap interval: both models recomputed on the same 1000
-    resamples of the test images."""
+def paired_comparison_markdown(image_confusion: dict[str, np.ndarray]) -> str:
+    """For every two models (in the order given), the test mIoU difference with its 95 % paired-bootstrap
+    interval: both models recomputed on the same 1000 resamples of the test images."""
     statistics = {name: image_statistics(matrices) for name, matrices in image_confusion.items()}
     names = list(statistics)
-    pairs = [(names[0], other) for other in names[1:]] if against_first_only else combinations(names, 2)
     rows = []
-    for first, second in pairs:
+    for first, second in combinations(names, 2):
         compared = paired_difference(statistics[first], statistics[second])
         low, high = (100 * bound for bound in compared["interval"])
         rows.append(f"| {first} − {second} | {100 * compared['difference']:+.1f} | {low:+.1f} to {high:+.1f} "
