@@ -28,6 +28,7 @@ time.perf_counter() (with torch.cuda.synchronize() around CUDA work), so they sh
 """
 
 import argparse
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -62,9 +63,12 @@ from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 REDUCED_SIZE = (248, 152)
 QUICK_TRAINING_SIZE = (160, 96)
 TINY_SIZE = (32, 32)
-# The CPU study's size and U-net: what the bf16, deployment, augmentation and recipe goals are about.
+# The CPU study's size and U-net (its width read from the recipe, so the two cannot drift apart): what the
+# bf16, deployment, augmentation and recipe goals are about.
 CPU_STUDY_SIZE = (240, 144)
-CPU_STUDY_UNET = ModelSetting("unet", CPU_STUDY_SIZE, {"base_width": 32})
+CPU_UNET_RECIPE = Path(__file__).resolve().parent / "recipes" / "cpu-unet.json"
+CPU_UNET_WIDTH = json.loads(CPU_UNET_RECIPE.read_text(encoding="utf-8"))["unet_base_width"]
+CPU_STUDY_UNET = ModelSetting("unet", CPU_STUDY_SIZE, {"base_width": CPU_UNET_WIDTH})
 CPU_STUDY_SETTINGS = {"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", CPU_STUDY_SIZE)}
 # img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
 IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)

@@ -1,18 +1,18 @@
-"""95 % percentile bootstrap intervals over test images, and paired comparisons of two models.
+"""95 % percentile bootstrap intervals over test images, paired comparisons of two models, and seeded
+comparisons of two recipes (training randomness included) with their verdict.
 
 Each resample draws as many images as the split holds, with replacement, sums their pixel counts and
 recomputes the dataset-level metric from the sums, as the test report computes it from the split's one
 confusion matrix. All resamples are computed at once: a resample is a row of weights (how often each image
 was drawn), and its sums are one matrix product.
 
-The class set of every resample is fixed: the classes present in the ground truth of the whole split, as
-for the point estimate, so that a resample that happens to miss a rare class does not drop that class's
-(usually low) IoU from its mean. Within a resample, such a class
-- that the model predicts somewhere in the resample has IoU 0 (its predictions are all false positives);
-- that is neither labelled nor predicted in the resample has IoU 0/0: the resample says nothing about it,
-  so it keeps its IoU over the whole split. Counting it 0 would pull the interval down whenever a
-  well-segmented rare class is missed by chance; counting it 1, or dropping it, would pull it up.
-The same holds for garment groups.
+Every resample is scored by exactly the point estimate's rule (trainers/metrics.py) applied to its summed
+counts: mIoU averages the classes labelled somewhere in the resample's photos, so a class that the resample's
+photos lack is left out of its mean, even where the model predicts it there (those pixels still lower the
+IoU of their true class and the pixel accuracy), as the point estimate leaves out a class that the split
+lacks. Scored any other way, a resample that misses a rare class would count it 0 (or 1) where the point
+estimate does not count it at all, and the interval would lean away from its own point. The same holds for
+garment groups.
 """
 
 from dataclasses import dataclass
@@ -21,6 +21,9 @@ import numpy as np
 
 RESAMPLES = 1000
 CONFIDENCE = 0.95
+# A verdict ("A better") needs this many seeds per recipe: one seed's interval covers the test photos drawn,
+# not training randomness, and two seeds cannot show a spread.
+MIN_SEEDS = 3
 METRICS = ("pixel_accuracy", "miou", "group_miou")
 
 
@@ -97,16 +100,13 @@ def pixel_accuracy(counts: PixelCounts, weights: np.ndarray) -> np.ndarray:
 
 
 def mean_iou(counts: PixelCounts, weights: np.ndarray) -> np.ndarray:
-    """The mIoU of every resample over the classes present in the whole split (see the module's docstring)."""
-    present = present_classes(counts)
-    # Row 0 is the whole split, where every present class has a non-empty union.
-    with_split = np.vstack([np.ones((1, weights.shape[1])), weights]).astype(np.float64)
-    correct, labelled, predicted = (with_split @ values[:, present]
-                                    for values in (counts.correct, counts.labelled, counts.predicted))
-    union = labelled + predicted - correct
-    iou = np.divide(correct, union, out=np.full_like(union, np.nan), where=union > 0)
-    iou = np.where(np.isnan(iou), iou[0], iou)
-    return iou[1:].mean(axis=1)
+    """The mIoU of every resample over the classes labelled in that resample (see the module's docstring)."""
+    present_classes(counts)
+    weights = weights.astype(np.float64)
+    correct, labelled, predicted = (weights @ values for values in (counts.correct, counts.labelled, counts.predicted))
+    present = labelled > 0
+    iou = np.divide(correct, labelled + predicted - correct, out=np.zeros_like(correct), where=present)
+    return iou.sum(axis=1) / present.sum(axis=1)
 
 
 def metric_per_resample(statistics: ImageStatistics, metric: str, weights: np.ndarray) -> np.ndarray:
@@ -139,20 +139,60 @@ def bootstrap_intervals(statistics: ImageStatistics, resamples: int = RESAMPLES,
             for metric in metrics}
 
 
+def check_same_pixels(statistics: list[ImageStatistics]) -> int:
+    """The image count of models scored on the same labelled pixels; anything else is refused."""
+    first = statistics[0].classes.labelled
+    if any(other.classes.labelled.shape != first.shape or not np.array_equal(other.classes.labelled, first)
+           for other in statistics[1:]):
+        raise ValueError("the models were not scored on the same labelled pixels: a paired comparison "
+                         "needs the same images, in the same order, at the same size")
+    return len(first)
+
+
+def point_estimate(statistics: ImageStatistics, metric: str) -> float:
+    return float(metric_per_resample(statistics, metric, np.ones((1, len(statistics.classes.labelled))))[0])
+
+
 def paired_difference(statistics_a: ImageStatistics, statistics_b: ImageStatistics, metric: str = "miou",
                       resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
     """{"difference": a − b, "interval": [low, high]} of metric (mIoU by default) between two models scored
     on the same images in the same order: both are recomputed on the same resampled images, so what the
     images have in common (an easy or a hard photo) cancels out of the difference."""
-    labelled_a, labelled_b = statistics_a.classes.labelled, statistics_b.classes.labelled
-    if labelled_a.shape != labelled_b.shape or not np.array_equal(labelled_a, labelled_b):
-        raise ValueError("the two models were not scored on the same labelled pixels: a paired comparison "
-                         "needs the same images, in the same order, at the same size")
-    ones = np.ones((1, len(labelled_a)), dtype=np.int64)
-    difference = metric_per_resample(statistics_a, metric, ones) - metric_per_resample(statistics_b, metric, ones)
-    weights = resample_weights(len(labelled_a), resamples, seed)
+    weights = resample_weights(check_same_pixels([statistics_a, statistics_b]), resamples, seed)
     resampled = metric_per_resample(statistics_a, metric, weights) - metric_per_resample(statistics_b, metric, weights)
-    return {"difference": float(difference[0]), "interval": percentile_interval(resampled, confidence)}
+    return {"difference": point_estimate(statistics_a, metric) - point_estimate(statistics_b, metric),
+            "interval": percentile_interval(resampled, confidence)}
+
+
+def seeded_paired_difference(seeds_a: list[ImageStatistics], seeds_b: list[ImageStatistics], metric: str = "miou",
+                             resamples: int = RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
+    """{"difference": mean over a's seeds − mean over b's seeds, "interval": [low, high]} of two recipes, each
+    trained once per seed and scored on the same images: a two-level bootstrap that draws each recipe's seeds
+    with replacement, then the images (the same resampled images for every run), so the interval holds
+    training randomness as well as which photos were tested."""
+    weights = resample_weights(check_same_pixels([*seeds_a, *seeds_b]), resamples, seed)
+    seed_draws = np.random.default_rng([seed, 1])
+    rows = np.arange(resamples)[:, None]
+
+    def mean_over_drawn_seeds(runs: list[ImageStatistics]) -> np.ndarray:
+        scores = np.stack([metric_per_resample(run, metric, weights) for run in runs])
+        drawn = seed_draws.integers(0, len(runs), size=(resamples, len(runs)))
+        return scores[drawn, rows].mean(axis=1)
+
+    difference = (np.mean([point_estimate(run, metric) for run in seeds_a])
+                  - np.mean([point_estimate(run, metric) for run in seeds_b]))
+    resampled = mean_over_drawn_seeds(seeds_a) - mean_over_drawn_seeds(seeds_b)
+    return {"difference": float(difference), "interval": percentile_interval(resampled, confidence)}
+
+
+def verdict(name_a: str, name_b: str, interval: list[float], seeds_a: int, seeds_b: int) -> str:
+    """'A better' only with MIN_SEEDS seeds each and an interval of a − b that excludes 0."""
+    if min(seeds_a, seeds_b) < MIN_SEEDS:
+        return f"no verdict (fewer than {MIN_SEEDS} seeds)"
+    low, high = interval
+    if low > 0 or high < 0:
+        return f"{name_a if low > 0 else name_b} better"
+    return "no difference shown"
 
 
 def format_with_interval(value: float, interval: list[float], digits: int = 1) -> str:

@@ -1,80 +1,203 @@
-"""The README's results table from a results folder alone: every run's test report and history, with the
-all-background baseline of the same test split and the garment-group mIoU.
+"""A study's tables from its results folder alone. Val chooses, test reports.
 
     python -m scripts.results_table results/cpu
 
-Runs are the `<model>_test.json` files of the folder, of its `ablation-*` subfolders (the study's ablations) and
-of its `seed-*` subfolders (further seeds), labelled like the study labels them ('unet', 'unet, schedule
-plateau', 'unet, seed 1'); runs repeated with several seeds get a second table of their mean ± standard
-deviation. Reports written before the garment groups existed get their group metrics from their confusion
-matrix.
+A study writes each run, one recipe at one seed, into <results>/<recipe>/seed-<n>/ (train.py --out). The tables:
+every run with its training minutes used of those allowed (the history's per-epoch seconds, validation
+included, against the run's --time-limit-minutes) and its final learning rate (from <model>_last.pt); every
+recipe's mean ± standard deviation over its seeds of val and test mIoU; the recipe chosen on val (highest
+mean val mIoU over its seeds; each run's checkpoint is its epoch of highest val mIoU); and the chosen recipe
+against each other one on test, with an interval over seeds and test photos and a verdict only with 3 seeds
+each (evaluation/bootstrap.py). Test numbers are reported, never used to choose.
 """
 
 import argparse
+import csv
 import json
+import math
+import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from helpers.errors import ClothVisionError, run_cli
-from scripts.study_report import (
-    all_background_metrics,
-    metric_cells,
-    read_history,
-    report_class_names,
-    run_label,
-    seed_table,
-    study_folders,
+import torch
+
+from evaluation.bootstrap import (
+    MIN_SEEDS,
+    format_with_interval,
+    image_statistics,
+    seeded_paired_difference,
+    verdict,
 )
-from trainers.report import images_path, read_image_confusion
-from trainers.summary import paired_comparison_markdown
+from evaluation.garment_groups import garment_groups_for
+from helpers.checkpoint import load_checkpoint
+from helpers.errors import ClothVisionError, run_cli
+from trainers.metrics import group_metrics, metrics_from_confusion
+from trainers.report import read_image_confusion
 
-HEADER = ("| model | epochs (training minutes) | test pixel accuracy | test mean accuracy | test mIoU | test fw-IoU "
-          "| test group mIoU |\n|---|---:|---:|---:|---:|---:|---:|")
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)]
 
 
-def run_reports(results_dir: Path) -> dict[str, tuple[dict, list[dict], str, Path]]:
-    """{label: (test report, history, label without the seed, report path)} of every run in results_dir, the
-    folder's own runs first."""
-    runs = {}
-    for folder in study_folders(results_dir):
-        for report_path in sorted(folder.glob("*_test.json")):
-            model = report_path.name.removesuffix("_test.json")
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-            label, base_label = run_label(folder, results_dir, model)
-            runs[label] = (report, read_history(folder / f"{model}.csv"), base_label, report_path)
-    return runs
+@dataclass(frozen=True)
+class Run:
+    """One recipe trained at one seed: what train.py left in its --out folder."""
+
+    recipe: str
+    seed: int
+    folder: Path
+    model: str
+    report: dict
+    history: list[dict]
+    options: dict
+
+    @property
+    def val_miou(self) -> float:
+        """The val mIoU of the run's checkpoint: its best epoch by val mIoU."""
+        return max(row["val_miou"] for row in self.history)
+
+    @property
+    def group_miou(self) -> float:
+        return self.report["garment_groups"]["miou"]
+
+    def minutes(self) -> str:
+        """'17.6 / 18' training minutes used of those allowed ('/ –' without a time limit)."""
+        used = sum(row["seconds"] for row in self.history) / 60
+        allowed = self.options.get("time_limit_minutes", math.inf)
+        return f"{used:.1f} / {'–' if math.isinf(allowed) else f'{allowed:g}'}"
+
+    def final_rate(self) -> str:
+        """The last epoch's highest learning rate and its share of the starting rate: '1e-05 (0.01×)'."""
+        last = self.folder / f"{self.model}_last.pt"
+        if not last.is_file():
+            return "–"
+        rate = max(group["lr"] for group in load_checkpoint(last, mmap=True)["optimizer"]["param_groups"])
+        return f"{rate:.2g} ({rate / self.options['lr']:.2f}×)"
+
+
+def read_run(report_path: Path) -> Run:
+    folder, model = report_path.parent, report_path.name.removesuffix("_test.json")
+    try:
+        config = json.loads((folder / f"{model}_config.json").read_text(encoding="utf-8"))
+        return Run(folder.parent.name, int(folder.name.removeprefix("seed-")), folder, model,
+                   json.loads(report_path.read_text(encoding="utf-8")), read_history(folder / f"{model}.csv"),
+                   config["options"])
+    except (OSError, ValueError, KeyError) as error:
+        raise ClothVisionError(f"{folder} is not a finished train.py run ({type(error).__name__}: {error}): "
+                               "rerun that recipe and seed, or remove the folder") from None
+
+
+def runs_by_recipe(results_dir: Path) -> dict[str, list[Run]]:
+    """{recipe: its runs by seed} of every <recipe>/seed-<n>/<model>_test.json in results_dir."""
+    by_recipe: dict[str, list[Run]] = {}
+    for run in sorted(map(read_run, results_dir.glob("*/seed-*/*_test.json")), key=lambda run: (run.recipe, run.seed)):
+        by_recipe.setdefault(run.recipe, []).append(run)
+    if not by_recipe:
+        raise ClothVisionError(f"{results_dir} holds no <recipe>/seed-<n>/<model>_test.json: pass the results "
+                               "folder of a study (scripts/study.py)")
+    return by_recipe
+
+
+def chosen_on_val(by_recipe: dict[str, list[Run]]) -> str:
+    """The recipe of highest mean val mIoU over its seeds."""
+    return max(by_recipe, key=lambda recipe: statistics.mean(run.val_miou for run in by_recipe[recipe]))
+
+
+def spread(values: list[float]) -> str:
+    """'5.3 ± 0.2 %': mean ± standard deviation over seeds, as percentages ('5.3 %' for one seed)."""
+    if len(values) < 2:
+        return f"{100 * values[0]:.1f} %"
+    return f"{100 * statistics.mean(values):.1f} ± {100 * statistics.stdev(values):.1f} %"
+
+
+def runs_table(by_recipe: dict[str, list[Run]]) -> str:
+    lines = ["| recipe | seed | epochs | training minutes (used / allowed) | final rate (× start) | best val mIoU "
+             "| test pixel accuracy | test mIoU | test group mIoU |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for runs in by_recipe.values():
+        for run in runs:
+            intervals = run.report["intervals"]
+            lines.append(f"| {run.recipe} | {run.seed} | {len(run.history)} | {run.minutes()} | {run.final_rate()} "
+                         f"| {100 * run.val_miou:.1f} % "
+                         f"| {format_with_interval(run.report['pixel_accuracy'], intervals['pixel_accuracy'])} "
+                         f"| {format_with_interval(run.report['miou'], intervals['miou'])} "
+                         f"| {format_with_interval(run.group_miou, intervals['group_miou'])} |")
+    return "\n".join(lines)
+
+
+def recipes_table(by_recipe: dict[str, list[Run]], chosen: str) -> str:
+    lines = ["| recipe | seeds | val mIoU | test pixel accuracy | test mIoU | test group mIoU | |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for recipe, runs in by_recipe.items():
+        cells = [spread([value(run) for run in runs]) for value in (
+            lambda run: run.val_miou, lambda run: run.report["pixel_accuracy"], lambda run: run.report["miou"],
+            lambda run: run.group_miou)]
+        mark = "chosen on val" if recipe == chosen else ""
+        lines.append(f"| {recipe} | {len(runs)} | {' | '.join(cells)} | {mark} |")
+    return "\n".join(lines)
+
+
+def noise_floor(by_recipe: dict[str, list[Run]]) -> str:
+    """The seed-to-seed standard deviation of val and test mIoU, averaged over the recipes with several seeds."""
+    seeded = [runs for runs in by_recipe.values() if len(runs) > 1]
+    if not seeded:
+        return "One seed per recipe: the seed-to-seed spread is not measured, so no verdict can be given."
+    val, test = (statistics.mean(statistics.stdev(value(run) for run in runs) for runs in seeded)
+                 for value in (lambda run: run.val_miou, lambda run: run.report["miou"]))
+    return (f"Noise floor at this budget: the seed-to-seed standard deviation (mean over the {len(seeded)} recipes "
+            f"with several seeds) is {100 * val:.2f} points of val mIoU and {100 * test:.2f} points of test mIoU.")
+
+
+def verdict_table(by_recipe: dict[str, list[Run]], chosen: str) -> str:
+    """The chosen recipe against each other one: test mIoU difference, interval over seeds and photos, verdict."""
+    image_statistics_of = {recipe: [image_statistics(read_image_confusion(run.folder / f"{run.model}_test.json")[1])
+                                    for run in runs] for recipe, runs in by_recipe.items()}
+    lines = ["| recipes | test mIoU difference | 95 % interval (seeds and photos) | verdict |", "|---|---:|---:|---|"]
+    for other in by_recipe:
+        if other != chosen:
+            compared = seeded_paired_difference(image_statistics_of[chosen], image_statistics_of[other])
+            low, high = (100 * bound for bound in compared["interval"])
+            said = verdict(chosen, other, compared["interval"], len(by_recipe[chosen]), len(by_recipe[other]))
+            lines.append(f"| {chosen} − {other} | {100 * compared['difference']:+.2f} | {low:+.2f} to {high:+.2f} "
+                         f"| {said} |")
+    return "\n".join(lines)
+
+
+def baseline_text(report: dict) -> str:
+    """What predicting background (class 0) everywhere scores on the same test photos."""
+    true_pixels = torch.tensor(report["confusion_matrix"], dtype=torch.int64).sum(dim=1)
+    everywhere = torch.zeros(len(true_pixels), len(true_pixels), dtype=torch.int64)
+    everywhere[:, 0] = true_pixels
+    metrics = metrics_from_confusion(everywhere)
+    groups = group_metrics(everywhere, garment_groups_for(list(report["per_class_iou"])))
+    return (f"The all-background baseline on the same test photos: pixel accuracy "
+            f"{100 * metrics['pixel_accuracy']:.1f} %, mIoU {100 * metrics['miou']:.1f} %, "
+            f"group mIoU {100 * groups['miou']:.1f} %.")
 
 
 def results_table(results_dir: Path) -> str:
-    runs = run_reports(results_dir)
-    if not runs:
-        raise ClothVisionError(f"{results_dir} holds no <model>_test.json: pass the --out folder of a train.py run "
-                               "or a study's results folder")
-    first_report = next(iter(runs.values()))[0]
-    baseline = all_background_metrics(first_report["confusion_matrix"], report_class_names(first_report))
-    lines = [HEADER, f"| all-background baseline | – | {metric_cells(baseline)} |"]
-    by_base_label: dict[str, list[dict]] = {}
-    for label, (report, history, base_label, _) in runs.items():
-        minutes = sum(row["seconds"] for row in history) / 60
-        lines.append(f"| {label} | {len(history)} ({minutes:.0f}) | {metric_cells(report)} |")
-        by_base_label.setdefault(base_label, []).append(report)
-    return "\n".join(lines) + seed_table(by_base_label) + "\n" + paired_against_best(runs)
-
-
-def paired_against_best(runs: dict[str, tuple[dict, list[dict], str, Path]]) -> str:
-    """The run of highest test mIoU against every other run scored on the same test images."""
-    best = max(runs, key=lambda label: runs[label][0]["miou"])
-    image_confusion = {label: read_image_confusion(report_path)[1]
-                       for label, (_, _, _, report_path) in runs.items() if images_path(report_path).is_file()}
-    if best not in image_confusion or len(image_confusion) < 2:
-        return ""
-    ordered = {best: image_confusion.pop(best), **image_confusion}
-    return paired_comparison_markdown(ordered, against_first_only=True)
+    by_recipe = runs_by_recipe(results_dir)
+    chosen = chosen_on_val(by_recipe)
+    first_report = next(iter(by_recipe.values()))[0].report
+    return "\n".join([
+        "Val chooses, test reports: the chosen recipe has the highest mean val mIoU over its seeds; test metrics "
+        f"are those of each run's best checkpoint (highest val mIoU), at the annotations' own size, TTA "
+        f"{first_report['tta']}, 95 % bootstrap intervals over its {first_report['num_images']} test photos. "
+        f"Training minutes count every epoch's training and validation, not the start-up.", "",
+        runs_table(by_recipe), "", baseline_text(first_report), "",
+        "Per recipe, mean ± standard deviation over its seeds:", "", recipes_table(by_recipe, chosen), "",
+        noise_floor(by_recipe), "",
+        f"The recipe chosen on val against each other one on test: the difference of the seeds' mean test mIoU in "
+        f"points, its 95 % interval from a bootstrap over each recipe's seeds and then over the test photos (the "
+        f"same photos for both); a verdict needs {MIN_SEEDS} seeds each and an interval clear of 0.", "",
+        verdict_table(by_recipe, chosen), ""])
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description="Print the README's results table of a results folder.")
-    parser.add_argument("results_dir", type=Path, help="a train.py --out folder or a study's results folder")
+    parser = argparse.ArgumentParser(description="Print the tables of a study's results folder.")
+    parser.add_argument("results_dir", type=Path, help="a study's results folder (e.g. results/cpu)")
     table = results_table(parser.parse_args(argv).results_dir)
     print(table)
     return table

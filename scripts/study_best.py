@@ -1,5 +1,6 @@
-"""What a study measures on its best run (highest test mIoU) after training: the gain of flip test-time
-augmentation with its paired interval (the same resampled test images with and without), and what
+"""What a study measures on the run chosen on val (the chosen recipe's seed of highest val mIoU): the gain of
+flip test-time augmentation on the val split with its paired interval (the same resampled val images with and
+without), which decides whether --tta flip is worth its cost without looking at test; and what
 `img_test.py --describe` finds against the image-level tags of photos no model saw, at a --min-share chosen on
 the val split (whose photos take their tags from their labels), never on the tag photos."""
 
@@ -13,26 +14,18 @@ from inference.attire import PredictionSource, describe_photo
 from inference.image_tags import garment_group_of_class, photo_tags, tag_file_of
 from inference.predictor import SegmentationPredictor
 from inference.tag_scores import score_tags, tag_score_table
-from scripts.study_plan import StudyProfile, TrainingRun
-from scripts.study_training import say
+from scripts.results_table import Run
 from trainers.evaluation import evaluate_checkpoint
-from trainers.report import read_image_confusion
 
 # The --min-share values tried on the val split.
 MIN_SHARE_CANDIDATES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
 
 
-def best_run(runs: list[TrainingRun], reports: dict[str, dict]) -> TrainingRun:
-    return max((run for run in runs if run.label in reports), key=lambda run: reports[run.label]["miou"])
-
-
-def flip_tta_gain(run: TrainingRun, profile: StudyProfile) -> dict:
-    """{metric: {"difference": flip − none, "interval": [low, high]}} for pixel accuracy and mIoU."""
-    checkpoint = run.out_dir / f"{run.model}.pt"
-    flipped = evaluate_checkpoint(checkpoint, profile.cache_dir, "test", device=profile.device,
-                                  precision=profile.precision, tta="flip")
-    _, plain = read_image_confusion(run.out_dir / f"{run.model}_test.json")
-    with_flip, without = image_statistics(flipped["image_confusion"]), image_statistics(plain)
+def flip_tta_gain_on_val(run: Run, cache_dir: Path, device: str) -> dict:
+    """{metric: {"difference": flip − none, "interval": [low, high]}} for pixel accuracy and mIoU on val."""
+    checkpoint = run.folder / f"{run.model}.pt"
+    with_flip, without = (image_statistics(evaluate_checkpoint(checkpoint, cache_dir, "val", device=device,
+                                                               tta=tta)["image_confusion"]) for tta in ("flip", "none"))
     return {metric: paired_difference(with_flip, without, metric) for metric in ("pixel_accuracy", "miou")}
 
 
@@ -58,15 +51,14 @@ def tag_photo_files(tags_dir: Path) -> list[Path]:
             and not (tags_dir / "annotations" / "pixel-level" / f"{photo.stem}.mat").is_file()]
 
 
-def tag_scores(run: TrainingRun, profile: StudyProfile, data_dir: Path, tags_dir: Path) -> dict | None:
+def tag_scores(run: Run, device: str, data_dir: Path, tags_dir: Path, image_limit: int | None) -> dict | None:
     """The min share chosen on the val split (best class-level micro F1), and the scores at it on the tag
     photos; None when tags_dir holds no photo with image-level tags only."""
     # A dry run (image_limit) scores a few photos only: it checks the steps, not the numbers.
-    tag_photos = tag_photo_files(tags_dir)[:profile.image_limit]
+    tag_photos = tag_photo_files(tags_dir)[:image_limit]
     if not tag_photos:
-        say(f"{tags_dir} holds no photo with image-level tags only: garment detection is not scored")
         return None
-    predictor = SegmentationPredictor(run.out_dir / f"{run.model}.pt", profile.device, profile.precision)
+    predictor = SegmentationPredictor(run.folder / f"{run.model}.pt", device)
     photo_of_id = {sample.image_id: sample.photo_path for sample in find_dataset(data_dir).samples}
     val_photos = [photo_of_id[image_id] for image_id in predictor.split_ids["val"]]
     with contextlib.redirect_stdout(io.StringIO()):
@@ -74,21 +66,23 @@ def tag_scores(run: TrainingRun, profile: StudyProfile, data_dir: Path, tags_dir
         on_val = {share: scores_at(val, share) for share in MIN_SHARE_CANDIDATES}
         chosen = max(MIN_SHARE_CANDIDATES, key=lambda share: on_val[share]["micro"]["f1"] or 0.0)
         report = scores_at(described(tag_photos, predictor), chosen)
-    return {"run": run.label, "min_share": chosen, "val_f1": {share: on_val[share]["micro"]["f1"]
+    return {"min_share": chosen, "val_f1": {share: on_val[share]["micro"]["f1"]
                                                                 for share in MIN_SHARE_CANDIDATES},
             "val": on_val[chosen], "tags": report, "tags_dir": str(tags_dir)}
 
 
-def best_run_text(run: TrainingRun, gain: dict, tags: dict | None) -> str:
-    """The summary's section on the best run."""
+def best_run_text(run: Run, gain: dict, tags: dict | None) -> str:
+    """The summary's section on the run chosen on val."""
     def points(compared: dict) -> str:
         low, high = (100 * bound for bound in compared["interval"])
         return f"{100 * compared['difference']:+.2f} points (95 % paired interval {low:+.2f} to {high:+.2f})"
 
-    lines = [f"## The best run: {run.label}", "",
-             f"Flip test-time augmentation (`--tta flip`) against none, on the same test images: pixel accuracy "
+    lines = [f"## The run chosen on val: {run.recipe}, seed {run.seed}", "",
+             f"Flip test-time augmentation (`--tta flip`) against none, on the same val images: pixel accuracy "
              f"{points(gain['pixel_accuracy'])}, mIoU {points(gain['miou'])}.", ""]
-    if tags is not None:
+    if tags is None:
+        lines += ["Garment detection is not scored: the tags folder holds no photo with image-level tags only.", ""]
+    else:
         tried = ", ".join(f"{share:g}: {f1 or 0:.3f}" for share, f1 in tags["val_f1"].items())
         lines += [f"Garment detection (`img_test.py --describe --score-tags`): --min-share {tags['min_share']:g}, "
                   f"chosen on the val split (class-level micro F1 per --min-share: {tried}). On the "

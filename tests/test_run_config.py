@@ -1,8 +1,10 @@
 """One configuration: an option written once in TrainingOptions reaches --help, train(**keywords), the
-checks, <model>_config.json and the checkpoint; --config repeats a run; evaluation builds no optimizer."""
+checks, <model>_config.json and the checkpoint; --config repeats a run or reads a recipe; evaluation builds no
+optimizer."""
 
 import json
 from dataclasses import make_dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,6 +64,25 @@ def test_config_repeats_a_run_and_flags_beside_it_override_it(cache_dir, tmp_pat
     repeated = train_script.main(["--config", str(config_file), "--out", str(tmp_path / "again")])
     first = json.loads((tmp_path / "first" / "unet_test.json").read_text())
     assert repeated["unet"]["test"]["confusion_matrix"] == first["confusion_matrix"]
+
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def test_a_recipe_file_is_read_by_config_under_the_flags_given_beside_it(tmp_path):
+    given = parse_given_options(["--config", str(RECIPES / "cpu-unet-poly.json"), "--epochs", "3"])
+    assert given == {"model": "unet", "unet_base_width": 16, "epochs": 3, "patience": 200, "lr_schedule": "poly"}
+    # Every recipe of the folder is a valid set of train() keywords.
+    recipe_files = sorted(RECIPES.glob("*.json"))
+    assert len(recipe_files) >= 12
+    for recipe_file in recipe_files:
+        options = training_options.make_options(**parse_given_options(["--config", str(recipe_file)]))
+        training_options.check_option_values(options)
+        assert options.model in recipe_file.stem
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps(["unet"]))
+    with pytest.raises(ClothVisionError, match=f"^config {recipe} is not a JSON object of options: pass a recipe"):
+        parse_given_options(["--config", str(recipe)])
 
 
 def test_a_config_with_an_unknown_option_is_refused_in_one_line(tmp_path):

@@ -1,6 +1,6 @@
 """train.py's command line, built from TrainingOptions' fields (trainers.options): one flag per field, in
-argument groups, each with its default and help text; plus --config, which reads a run's
-<model>_config.json as the defaults that the other flags given beside it override."""
+argument groups, each with its default and help text; plus --config, which reads a recipe file (recipes/*.json)
+or a run's <model>_config.json as the defaults that the other flags given beside it override."""
 
 import argparse
 import json
@@ -11,6 +11,9 @@ from trainers import options as training_options
 
 # The splits --evaluate scores: the training split would only measure how well the network memorised it.
 EVALUATION_SPLITS = ("val", "test")
+# The one key of a recipe file that is not an option: what the recipe is for, and how it was chosen.
+RECIPE_DESCRIPTION = "description"
+CONFIG_HINT = "pass a recipe file (a JSON object of train() keywords) or a <model>_config.json that train.py wrote"
 # Which flags were given is told apart from defaults by parsing once more with this as every default.
 NOT_GIVEN = object()
 
@@ -43,8 +46,9 @@ def get_args_parser(description: str = "", add_help: bool = True) -> argparse.Ar
         "--config",
         metavar="FILE",
         default=None,
-        help="repeat a run: read its <out>/<model>_config.json as the defaults; flags given beside it override "
-        "them (default: none)",
+        help="read a recipe file (recipes/*.json: a JSON object of a few train() keywords, e.g. "
+        '{"model": "unet", "unet_base_width": 16}) or the <out>/<model>_config.json of a run (to repeat it) as the '
+        "defaults; flags given beside it override them (default: none)",
     )
     add_option_arguments(parser)
     command = parser.add_argument_group(
@@ -59,16 +63,19 @@ def get_args_parser(description: str = "", add_help: bool = True) -> argparse.Ar
 
 
 def read_config_options(path: str | Path) -> dict:
-    """The options a <model>_config.json recorded, as train()'s keywords."""
+    """train()'s keywords from a recipe file ({"model": "unet", ...}, plus an optional "description") or from
+    the "options" a <model>_config.json recorded."""
     path = Path(path)
     try:
-        recorded = json.loads(path.read_text())["options"]
+        content = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ClothVisionError(f"config {path} not found: pass a <model>_config.json that train.py wrote") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ClothVisionError(
-            f"config {path} cannot be read ({type(error).__name__}): pass a <model>_config.json that train.py wrote"
-        ) from None
+        raise ClothVisionError(f"config {path} not found: {CONFIG_HINT}") from None
+    except (OSError, ValueError) as error:
+        raise ClothVisionError(f"config {path} cannot be read ({type(error).__name__}): {CONFIG_HINT}") from None
+    if not isinstance(content, dict) or not isinstance(content.get("options", {}), dict):
+        raise ClothVisionError(f"config {path} is not a JSON object of options: {CONFIG_HINT}")
+    recorded = (content["options"] if "options" in content
+                else {key: value for key, value in content.items() if key != RECIPE_DESCRIPTION})
     unknown = sorted(set(recorded) - training_options.option_keyword_names())
     if unknown:
         raise ClothVisionError(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.bootstrap import format_with_interval, image_statistics, paired_difference
+from evaluation.bootstrap import MIN_SEEDS, format_with_interval, image_statistics, paired_difference, verdict
 from helpers.atomic_files import atomic_write_text
 
 
@@ -62,24 +62,22 @@ def summary_markdown(summaries: list[ModelSummary]) -> str:
     )
 
 
-def paired_comparison_markdown(image_confusion: dict[str, np.ndarray], against_first_only: bool = False) -> str:
-    """For every two models (in the order given; against_first_only: the first against each other one), the
-    test mIoU difference with its 95 % paired-bootstrap interval: both models recomputed on the same 1000
-    resamples of the test images."""
+def paired_comparison_markdown(image_confusion: dict[str, np.ndarray]) -> str:
+    """For every two models (in the order given), the test mIoU difference with its 95 % paired-bootstrap
+    interval: both models recomputed on the same 1000 resamples of the test images."""
     statistics = {name: image_statistics(matrices) for name, matrices in image_confusion.items()}
     names = list(statistics)
-    pairs = [(names[0], other) for other in names[1:]] if against_first_only else combinations(names, 2)
     rows = []
-    for first, second in pairs:
+    for first, second in combinations(names, 2):
         compared = paired_difference(statistics[first], statistics[second])
         low, high = (100 * bound for bound in compared["interval"])
-        verdict = "no difference shown" if low <= 0 <= high else f"{first if low > 0 else second} better"
         rows.append(f"| {first} − {second} | {100 * compared['difference']:+.1f} | {low:+.1f} to {high:+.1f} "
-                    f"| {verdict} |\n")
+                    f"| {verdict(first, second, compared['interval'], 1, 1)} |\n")
     return (
         "\n## Paired comparison\n\nTest mIoU difference in points, with its 95 % paired-bootstrap interval over "
-        "the test images (the same resampled images for both models, at the annotations' own size); an "
-        "interval that contains 0 shows no difference.\n\n"
+        "the test images (the same resampled images for both models, at the annotations' own size). It covers "
+        f"which photos were tested, not training randomness: a verdict needs {MIN_SEEDS} seeds per model "
+        "(a study, scripts/study.py).\n\n"
         "| models | mIoU difference | 95 % interval | |\n|---|---:|---:|---|\n" + "".join(rows)
     )
 
