@@ -73,8 +73,8 @@ def measure_step_overhead(
 
     def bare_epoch() -> None:
         for images, labels in batches:
-            with trainer.autocast():
-                logits = bare_model(trainer.prepare_images(images))
+            with trainer.precision.autocast():
+                logits = bare_model(trainer.precision.place(images, device))
             loss = criterion(logits.float(), labels)
             bare_optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -122,6 +122,15 @@ def decision_of_rank_zero(decision: bool, device: torch.device) -> bool:
     return bool(flag.item())
 
 
+def value_of_rank_zero(value: float, device: torch.device) -> float:
+    """Rank 0's number on every rank: a clock reading that must lead every rank to the same step."""
+    if not is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return tensor.item()
+
+
 def copy_buffers_from_rank_zero(module: torch.nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics).
 

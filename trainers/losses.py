@@ -11,6 +11,7 @@ import math
 import torch
 
 from helpers.errors import ClothVisionError
+from trainers.distributed import all_reduce_sum
 
 LOSS_CHOICES = ("ce", "ce+jaccard")
 
@@ -50,3 +51,12 @@ def check_finite_loss(loss_value: float | torch.Tensor, model_name: str, epoch: 
             f"{model_name}: the training loss became {value} at epoch {epoch}, step {step}; the run stopped with "
             f"its checkpoints at the last good epoch: lower --lr or train in float32 with --precision fp32, "
             f"and --resume continues from the last good epoch")
+
+
+def stop_if_any_step_not_finite(non_finite: torch.Tensor, model_name: str, epoch: int, step: int) -> None:
+    """End the run, on every rank, once any rank counted a NaN or infinite training loss: non_finite holds
+    the count of such steps and the first of them, kept on the device so that a GPU is not made to wait each
+    step. The checkpoints of the last finished epoch stay untouched, and --resume continues from them."""
+    local_first = int(non_finite[1].item())
+    if all_reduce_sum(non_finite.clone())[0].item() > 0:
+        check_finite_loss(float("nan"), model_name, epoch, local_first or step)

@@ -1,24 +1,23 @@
-"""ModelTrainer: the one training loop of the project.
+"""One epoch as a plain function, and ModelTrainer, which runs a whole training over it.
 
-Per epoch: train on the train split (augmented on the device; the poly or cosine learning rate set before
-every batch, a non-finite loss ending the run), evaluate the whole val split from one confusion matrix, step
-ReduceLROnPlateau on the val loss when that is the schedule, ask the EarlyStopper, append a history row, save
-the best checkpoint (highest val mIoU) and the last one (for --resume). After the last epoch the best
-checkpoint is evaluated on the test split at the annotations' own size.
+Top to bottom: train_one_epoch() is one pass over the train split with everything it uses passed in (as in
+torchvision's references); ModelTrainer builds what it uses, and fit() runs per epoch: train_one_epoch,
+evaluate() on val (trainers.scoring), the schedule's end of epoch, the EarlyStopper, a history row, the best
+(highest val mIoU) and last checkpoints, both from checkpoint(); test() scores the best one on the test split
+at the annotations' own size. TransferLearningTrainer overrides only parameter groups and backbone freezing.
 
 Choices worth knowing:
-- The best checkpoint is the epoch of highest val mIoU, the metric the project reports; the plateau
-  schedule and the early stopper follow the val loss, as in the original project.
-- Losses over a split are sum(weight × pixel loss) / sum(weight) over all its pixels, the same
-  weighted mean CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
-- Every rank seeds torch identically and consumes random numbers identically, so the RNG state rank 0
-  saves is every rank's, and a resumed run continues exactly where the interrupted one stopped.
-- The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only
-  run it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.
+- The best epoch is the one of highest val mIoU, the metric the project reports; the plateau schedule and
+  the early stopper follow the val loss, as in the original project.
+- A split's loss is sum(weight × pixel loss) / sum(weight) over all its pixels, the weighted mean
+  CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
+- A time limit cuts the epoch that reaches it (trainers.schedules.RunProgress): a time-limited run uses its
+  whole budget, and poly and cosine end at its last step.
+- Every rank seeds and draws identically, so rank 0's saved RNG state is every rank's and --resume is exact.
+- The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only run
+  it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.
 """
 
-import contextlib
-import time
 from pathlib import Path
 
 import torch
@@ -29,51 +28,101 @@ from tqdm import tqdm
 from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
 from early_stopper import EarlyStopper
 from evaluation.garment_groups import garment_groups_for
-from helpers.devices import resolve_precision
-from trainers.checkpointing import CheckpointingMixin
+from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
+from helpers.devices import Precision, resolve_precision
+from helpers.errors import ClothVisionError
+from trainers.checkpointing import check_resumable, describe_epoch, restore_rng, rng_state, write_history_csv
 from trainers.distributed import (
     SINGLE_PROCESS,
     DistributedContext,
     all_reduce_sum,
     copy_buffers_from_rank_zero,
     decision_of_rank_zero,
+    wait_for_all_processes,
 )
-from trainers.losses import check_finite_loss, soft_jaccard_loss
+from trainers.losses import soft_jaccard_loss, stop_if_any_step_not_finite
 from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_of
-from trainers.options import TrainingOptions, class_weights_from_counts, with_learning_rates
+from trainers.options import TrainingOptions, class_weights_from_counts, reported_options, with_learning_rates
+from trainers.report import build_test_report, describe_report, write_test_report
 from trainers.run_config import run_config
-from trainers.schedules import ProgressSchedule, warmup_fraction
-from trainers.scoring import evaluate
+from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, build_schedule
+from trainers.scoring import evaluate, evaluate_at_native_size
 
-# The live loss in the progress bar costs a device synchronisation; refreshing it every few steps keeps
-# the GPU queue full.
+# The live loss in the progress bar and the non-finite check cost a device synchronisation; doing them every
+# few steps keeps the GPU queue full.
 PROGRESS_REFRESH_STEPS = 10
-LR_SCHEDULER_PATIENCE = 3
-LR_SCHEDULER_FACTOR = 0.1
 
 
-class ModelTrainer(CheckpointingMixin):
+def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimizer: torch.optim.Optimizer,
+                    loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
+                    precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
+                    show_progress: bool = True) -> dict:
+    """One pass over this rank's share of the train split, with `network` already in training mode.
+
+    Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
+    its first step, so that it has a loss). A NaN or infinite loss ends the run on every rank (looked at every
+    few steps). Returns the loss and pixel accuracy over all ranks, the steps taken and the rates of the
+    epoch's first and last steps (of the first parameter group)."""
+    device, class_weights = loader.device, criterion.weight
+    loader.set_epoch(epoch)
+    accumulator = accumulator_dtype_for(device)
+    # loss sum, loss weight, correct pixels, pixels: one tensor, one all-reduce.
+    totals = torch.zeros(4, dtype=accumulator, device=device)
+    # Non-finite steps so far and the first of them (trainers.losses.stop_if_any_step_not_finite).
+    non_finite = torch.zeros(2, dtype=accumulator, device=device)
+    rates = []
+    bar = tqdm(loader, total=len(loader), desc=f"{name} epoch {epoch}/{run_progress.epochs}", leave=False,
+               dynamic_ncols=True, disable=None if show_progress else True)
+    for step, (images, labels) in enumerate(bar, start=1):
+        progress = run_progress.at_step(epoch, step)
+        if step > 1 and progress >= 1.0:  # the time limit: this epoch's validation ends at it
+            break
+        schedule.step(progress)
+        rates.append(optimizer.param_groups[0]["lr"])
+        with precision.autocast():
+            logits = network(precision.place(images, device))
+        loss_sum = criterion(logits.float(), labels)
+        valid = labels != IGNORE_INDEX
+        loss_weight = loss_weight_of(labels, class_weights, accumulator)
+        loss = loss_sum / loss_weight
+        if loss_kind == "ce+jaccard":
+            loss = loss + soft_jaccard_loss(logits, labels, IGNORE_INDEX)
+        with torch.no_grad():
+            finite = torch.isfinite(loss)
+            non_finite[1] = torch.where((non_finite[0] == 0) & ~finite, step, non_finite[1])
+            non_finite[0] += ~finite
+        refresh = step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader)
+        if refresh:
+            stop_if_any_step_not_finite(non_finite, name, epoch, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            totals += torch.stack([loss_sum.detach().to(accumulator), loss_weight,
+                                   correct_pixels(logits, labels, valid).to(accumulator), valid.sum(dtype=accumulator)])
+        if not bar.disable and refresh:
+            bar.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
+    bar.close()
+    stop_if_any_step_not_finite(non_finite, name, epoch, len(rates))  # the steps since the last look, if cut
+    loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
+    return {"loss": loss_sum / loss_weight, "accuracy": correct / pixels, "steps": len(rates),
+            "first_lr": rates[0], "last_lr": rates[-1]}
+
+
+class ModelTrainer:
     """Trains a model whose forward pass returns logits N×C×H×W."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        model_name: str,
-        model_kwargs: dict,
-        cache: Cache,
-        device: torch.device,
-        output_dir: str | Path,
-        options: TrainingOptions,
-        distributed: DistributedContext = SINGLE_PROCESS,
-        config: dict | None = None,
-    ):
-        self.model_name, self.model_kwargs = model_name, dict(model_kwargs)
-        self.cache, self.meta, self.class_names = cache, cache.meta, cache.class_names
+    def __init__(self, model: nn.Module, model_name: str, model_kwargs: dict, cache: Cache, device: torch.device,
+                 output_dir: str | Path, options: TrainingOptions, distributed: DistributedContext = SINGLE_PROCESS,
+                 config: dict | None = None):
+        self.model_name, self.model_kwargs, self.cache = model_name, dict(model_kwargs), cache
+        self.class_names = cache.class_names
         # Matched now: a class without a garment group stops the run before training, not at its test report.
         self.garment_groups = garment_groups_for(self.class_names)
-        options = with_learning_rates(options, model_name)
-        self.device, self.options, self.distributed = device, options, distributed
-        self.output_dir = Path(output_dir)
+        self.options = options = with_learning_rates(options, model_name)
+        self.device, self.distributed, self.output_dir = device, distributed, Path(output_dir)
+        self.best_checkpoint_path = self.output_dir / f"{model_name}.pt"
+        self.last_checkpoint_path = self.output_dir / f"{model_name}_last.pt"
         # The run's options and provenance (trainers.run_config), kept in every checkpoint.
         self.config = run_config(options, model_kwargs, cache.meta) if config is None else config
         if distributed.enabled and options.sync_batchnorm:
@@ -83,45 +132,31 @@ class ModelTrainer(CheckpointingMixin):
         # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
         self.training_network: nn.Module = self.forward_module
+        self.wrapped_parameters: frozenset[str] | None = None
         self.optimizer = torch.optim.Adam(self.parameter_groups())
-        if options.lr_schedule == "plateau":
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", patience=LR_SCHEDULER_PATIENCE, factor=LR_SCHEDULER_FACTOR
-            )
-        else:
-            self.scheduler = ProgressSchedule(self.optimizer, options.lr_schedule,
-                                              warmup_fraction(options.warmup_epochs, options.epochs))
+        self.schedule = build_schedule(self.optimizer, options.lr_schedule, options.warmup_epochs, options.epochs)
         self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
-        weights = class_weights_from_counts(self.meta["train_class_pixel_counts"], options.class_weights)
+        weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], options.class_weights)
         self.class_weights = None if weights is None else weights.to(device)
         self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
-        self.accumulator_dtype = accumulator_dtype_for(device)
         self.loaders = {
-            split: DeviceBatchLoader(
-                cache,
-                split,
-                options.batch_size,
-                device,
-                shuffle=split == "train",
-                augment=options.augment if split == "train" else "none",
-                seed=options.seed,
-                rank=distributed.rank,
-                world_size=distributed.world_size,
-                drop_last=split == "train",
-            )
+            split: DeviceBatchLoader(cache, split, options.batch_size, device, shuffle=split == "train",
+                                     augment=options.augment if split == "train" else "none", seed=options.seed,
+                                     rank=distributed.rank, world_size=distributed.world_size,
+                                     drop_last=split == "train")
             for split in ("train", "val", "test")
         }
+        self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device)
         self.history: list[dict] = []
         self.best_epoch = 0
+        self.final_lr: float | None = None  # the rate of the run's last optimizer step, for the test report
         # What the run starts with, for the logs, the test report and summary.md.
         self.starting_learning_rates = self.describe_learning_rates()
-        self.wrapped_parameters: frozenset[str] | None = None
 
-    # --- what TransferLearningTrainer overrides -------------------------------------------------------
+    # What TransferLearningTrainer overrides.
 
     def parameter_groups(self) -> list[dict]:
-        """Adam's parameter groups, each named; the first group's learning rate is the one the history
-        reports."""
+        """Adam's parameter groups, each named; the history reports the first group's learning rate."""
         return [{"name": "all", "params": list(self.model.parameters()), "lr": self.options.learning_rate}]
 
     def prepare_epoch(self, epoch: int) -> None:
@@ -130,7 +165,53 @@ class ModelTrainer(CheckpointingMixin):
     def set_training_mode(self) -> None:
         self.training_network.train()
 
-    # --- the loop -------------------------------------------------------------------------------------
+    # The epoch and the loop over epochs.
+
+    def train_one_epoch(self, epoch: int) -> dict:
+        """This trainer's network wrapped and in training mode, then the plain train_one_epoch above."""
+        self.wrap_for_training()
+        self.set_training_mode()
+        return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
+                               self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
+                               self.model_name, self.distributed.is_main and self.options.show_progress)
+
+    def evaluate(self, split: str) -> dict:
+        """evaluate() over the whole split (all ranks' shares), with rank 0's BatchNorm statistics everywhere."""
+        copy_buffers_from_rank_zero(self.model)
+        return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
+                        self.class_weights)
+
+    def fit(self, start_epoch: int = 1) -> None:
+        """Train from start_epoch through options.epochs, or until the early stopper or the time limit says so."""
+        stopped = self.early_stopper.stopped or self.run_progress.out_of_time()
+        for epoch in range(start_epoch, self.options.epochs + 1):
+            if stopped:
+                break
+            self.run_progress.start_epoch()
+            self.prepare_epoch(epoch)
+            train_metrics = self.train_one_epoch(epoch)
+            self.run_progress.start_validation()
+            val_metrics = self.evaluate("val")
+            self.schedule.end_epoch(val_metrics["loss"])
+            stopped_early = decision_of_rank_zero(
+                self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
+            )
+            seconds = self.run_progress.end_epoch()
+            self.history.append({"epoch": epoch, "train_loss": train_metrics["loss"],
+                                 "train_acc": train_metrics["accuracy"], "val_loss": val_metrics["loss"],
+                                 "val_acc": val_metrics["pixel_accuracy"], "val_miou": val_metrics["miou"],
+                                 "lr": train_metrics["first_lr"], "seconds": seconds})
+            self.final_lr = train_metrics["last_lr"]
+            improved = self.best_epoch == 0 or val_metrics["miou"] > self.history[self.best_epoch - 1]["val_miou"]
+            if improved:
+                self.best_epoch = epoch
+            if self.distributed.is_main:
+                self.save_epoch(epoch, val_metrics, improved)
+            cut = train_metrics["steps"] < len(self.loaders["train"])  # the same on every rank
+            out_of_time = cut or decision_of_rank_zero(self.run_progress.out_of_time(), self.device)
+            stopped = stopped_early or out_of_time
+            stop_reason = "early stop" if stopped_early else "time limit reached" if out_of_time else ""
+            self.log(describe_epoch(self.model_name, self.options.epochs, self.history[-1], improved, stop_reason))
 
     def wrap_for_training(self) -> None:
         """Under torchrun, wrap the model in DistributedDataParallel for the parameters that require
@@ -144,13 +225,96 @@ class ModelTrainer(CheckpointingMixin):
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.training_network = DistributedDataParallel(self.forward_module, device_ids=device_ids)
 
-    @property
-    def best_checkpoint_path(self) -> Path:
-        return self.output_dir / f"{self.model_name}.pt"
+    def checkpoint(self, epoch: int, val_metrics: dict) -> dict:
+        """The self-contained checkpoint: plain values and tensors only, loadable with weights_only=True."""
+        meta = self.cache.meta
+        return {
+            "model_name": self.model_name,
+            "model_kwargs": self.model_kwargs,
+            "state_dict": self.model.state_dict(),
+            "class_names": self.class_names,
+            "palette": meta["palette"],
+            "image_size": meta["image_size"],
+            "mean": meta["mean"],
+            "std": meta["std"],
+            "epoch": epoch,
+            "best_epoch": self.best_epoch,
+            "metrics": val_metrics,
+            "history": self.history,
+            "final_lr": self.final_lr,
+            "args": {**self.config["options"], "device": str(self.device), "world_size": self.distributed.world_size,
+                     "precision_used": self.precision.name},
+            "config": self.config,
+            "cache_format_version": meta["format_version"],
+            "split_ids": {split: loader.ids for split, loader in self.loaders.items()},
+        }
 
-    @property
-    def last_checkpoint_path(self) -> Path:
-        return self.output_dir / f"{self.model_name}_last.pt"
+    def save_epoch(self, epoch: int, val_metrics: dict, improved: bool) -> None:
+        """The best checkpoint first, then the last one with what only --resume needs: a crash between the two
+        resumes from the previous epoch and redoes this one, instead of resuming with a best checkpoint that
+        was never written."""
+        checkpoint = self.checkpoint(epoch, val_metrics)
+        if improved:
+            save_checkpoint(self.best_checkpoint_path, checkpoint)
+        save_checkpoint(self.last_checkpoint_path, {
+            **checkpoint,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "early_stopper": self.early_stopper.state_dict(),
+            "rng": rng_state(self.device, self.loaders["train"].seed),
+        })
+        write_history_csv(self.history, self.output_dir / f"{self.model_name}.csv")
+
+    def resume(self) -> int:
+        """Restore model, optimizer, schedule, early stopper, history and RNG from the last checkpoint;
+        return the epoch to continue at."""
+        path = self.last_checkpoint_path
+        if not path.is_file():
+            raise ClothVisionError(
+                f"cannot resume {self.model_name}: {path} not found; train without --resume, "
+                "or pass the --out folder of the interrupted run"
+            )
+        checkpoint = load_checkpoint(path)
+        check_resumable(checkpoint, self.checkpoint(0, {}), path)
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.schedule.load_state_dict(checkpoint["scheduler"])
+        self.early_stopper.load_state_dict(checkpoint["early_stopper"])
+        self.history = list(checkpoint["history"])
+        self.best_epoch = checkpoint["best_epoch"]
+        self.final_lr = checkpoint.get("final_lr")  # absent from checkpoints written before it was recorded
+        self.run_progress.resume(self.history)
+        self.loaders["train"].seed = restore_rng(checkpoint["rng"], self.device)
+        finished = checkpoint["epoch"]
+        self.log(f"{self.model_name}: resuming after epoch {finished} from {path}")
+        if finished >= self.options.epochs and not (self.early_stopper.stopped or self.run_progress.out_of_time()):
+            self.log(
+                f"{self.model_name}: {path} has finished {finished} epochs, --epochs is {self.options.epochs}: "
+                f"nothing left to train, the best checkpoint is only tested again (pass --epochs above {finished} "
+                "to train on)"
+            )
+        return finished + 1
+
+    def test(self) -> dict:
+        """Evaluate the best checkpoint on the test split at the annotations' own size; rank 0 writes
+        <model>_test.json and the per-image confusion matrices <model>_test_images.npz."""
+        wait_for_all_processes()
+        state_dict = load_checkpoint(self.best_checkpoint_path)["state_dict"]
+        self.model.load_state_dict(state_dict)
+        copy_buffers_from_rank_zero(self.model)
+        loader = self.loaders["test"]
+        metrics = evaluate_at_native_size(self.forward_module, loader, self.cache.native_labels("test"),
+                                          self.precision, self.garment_groups, self.class_weights, self.options.tta)
+        provenance = {"model_name": self.model_name, "checkpoint": str(self.best_checkpoint_path),
+                      "state_dict_digest": state_dict_digest(state_dict), "best_epoch": self.best_epoch,
+                      "learning_rates": self.starting_learning_rates, "final_lr": self.final_lr,
+                      "precision": self.precision.name, **reported_options(self.options)}
+        report = build_test_report(provenance, "test", loader.ids, metrics)
+        if self.distributed.is_main:
+            report_path = self.output_dir / f"{self.model_name}_test.json"
+            write_test_report(report, loader.ids, metrics["image_confusion"], report_path)
+            self.log(f"{self.model_name} test (best epoch {self.best_epoch}): {describe_report(report)}")
+        return report
 
     def describe_learning_rates(self) -> str:
         """Each parameter group's learning rate now, e.g. 'head 0.001 (4.20 M parameters), backbone ...'."""
@@ -163,145 +327,3 @@ class ModelTrainer(CheckpointingMixin):
     def log(self, message: str) -> None:
         if self.distributed.is_main:
             tqdm.write(message)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return self.precision.autocast()
-
-    def prepare_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.precision.place(images, self.device)
-
-    def train_one_epoch(self, epoch: int) -> dict:
-        """One pass over this rank's share of the train split; loss and pixel accuracy over all ranks."""
-        self.wrap_for_training()
-        self.set_training_mode()
-        loader = self.loaders["train"]
-        loader.set_epoch(epoch)
-        # loss sum, loss weight, correct pixels, pixels: one tensor, one all-reduce.
-        totals = torch.zeros(4, dtype=self.accumulator_dtype, device=self.device)
-        # Non-finite steps so far and the first of them, kept on the device: looked at every few steps, so
-        # that a GPU is not made to wait each step, and summed over the ranks, so that all of them stop.
-        non_finite = torch.zeros(2, dtype=self.accumulator_dtype, device=self.device)
-        epoch_started = time.perf_counter()
-        progress = tqdm(
-            loader,
-            total=len(loader),
-            desc=f"{self.model_name} epoch {epoch}/{self.options.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=None if self.distributed.is_main and self.options.show_progress else True,
-        )
-        for step, (images, labels) in enumerate(progress, start=1):
-            if isinstance(self.scheduler, ProgressSchedule):
-                self.scheduler.step(self.training_progress(epoch, step, time.perf_counter() - epoch_started))
-            with self.autocast():
-                logits = self.training_network(self.prepare_images(images))
-            loss_sum = self.criterion(logits.float(), labels)
-            valid = labels != IGNORE_INDEX
-            loss_weight = loss_weight_of(labels, self.class_weights, self.accumulator_dtype)
-            loss = loss_sum / loss_weight
-            if self.options.loss == "ce+jaccard":
-                loss = loss + soft_jaccard_loss(logits, labels, IGNORE_INDEX)
-            with torch.no_grad():
-                finite = torch.isfinite(loss)
-                non_finite[1] = torch.where((non_finite[0] == 0) & ~finite, step, non_finite[1])
-                non_finite[0] += ~finite
-            if step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader):
-                self.stop_if_not_finite(non_finite, epoch, step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            with torch.no_grad():
-                totals += torch.stack(
-                    [
-                        loss_sum.detach().to(totals.dtype),
-                        loss_weight,
-                        correct_pixels(logits, labels, valid).to(totals.dtype),
-                        valid.sum(dtype=totals.dtype),
-                    ]
-                )
-            if not progress.disable and (step % PROGRESS_REFRESH_STEPS == 0 or step == len(loader)):
-                progress.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
-        progress.close()
-        loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
-        return {"loss": loss_sum / loss_weight, "accuracy": correct / pixels}
-
-    def evaluate(self, split: str) -> dict:
-        """Loss and confusion-matrix metrics over the whole split (all ranks' shares together), per class and
-        per garment group."""
-        copy_buffers_from_rank_zero(self.model)
-        return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
-                        self.class_weights)
-
-    def training_progress(self, epoch: int, step: int, epoch_seconds: float) -> float:
-        """t in [0, 1] at this step for the poly and cosine schedules: the fraction of the planned steps taken,
-        or of the time limit used when that is further along (so a time-limited run ends near 0 too)."""
-        steps_per_epoch = len(self.loaders["train"])
-        done = ((epoch - 1) * steps_per_epoch + step - 1) / (self.options.epochs * steps_per_epoch)
-        elapsed = sum(row["seconds"] for row in self.history) + epoch_seconds
-        return max(done, elapsed / (60 * self.options.time_limit_minutes))
-
-    def stop_if_not_finite(self, non_finite: torch.Tensor, epoch: int, step: int) -> None:
-        """End the run, on every rank, once a training loss was NaN or infinite: the checkpoints of the last
-        finished epoch are untouched, and --resume continues from them."""
-        local_first = int(non_finite[1].item())
-        if all_reduce_sum(non_finite.clone())[0].item() > 0:
-            check_finite_loss(float("nan"), self.model_name, epoch, local_first or step)
-
-    def fit(self, start_epoch: int = 1) -> None:
-        """Train from start_epoch through options.epochs, or until the early stopper or the time limit
-        says so."""
-        stopped = self.early_stopper.stopped or self.out_of_time()
-        for epoch in range(start_epoch, self.options.epochs + 1):
-            if stopped:
-                break
-            started = time.perf_counter()
-            self.prepare_epoch(epoch)
-            if isinstance(self.scheduler, ProgressSchedule):  # the rate of the epoch's first step
-                self.scheduler.step(self.training_progress(epoch, 1, 0.0))
-            learning_rate = self.optimizer.param_groups[0]["lr"]
-            train_metrics = self.train_one_epoch(epoch)
-            val_metrics = self.evaluate("val")
-            if not isinstance(self.scheduler, ProgressSchedule):
-                self.scheduler.step(val_metrics["loss"])
-            stopped_early = decision_of_rank_zero(
-                self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
-            )
-            self.history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_metrics["loss"],
-                    "train_acc": train_metrics["accuracy"],
-                    "val_loss": val_metrics["loss"],
-                    "val_acc": val_metrics["pixel_accuracy"],
-                    "val_miou": val_metrics["miou"],
-                    "lr": learning_rate,
-                    "seconds": time.perf_counter() - started,
-                }
-            )
-            improved = self.best_epoch == 0 or val_metrics["miou"] > self.history[self.best_epoch - 1]["val_miou"]
-            if improved:
-                self.best_epoch = epoch
-            if self.distributed.is_main:
-                self.save_epoch(epoch, val_metrics, improved)
-            # Epoch durations differ between ranks: rank 0's clock decides for all.
-            out_of_time = decision_of_rank_zero(self.out_of_time(), self.device)
-            stopped = stopped_early or out_of_time
-            stop_reason = "early stop" if stopped_early else "time limit reached" if out_of_time else ""
-            self.log(self.epoch_summary(self.history[-1], improved, stop_reason))
-
-    def out_of_time(self) -> bool:
-        """Whether one more epoch, as long as the mean one so far, would end past the time limit."""
-        if not self.history:
-            return False
-        elapsed = sum(row["seconds"] for row in self.history)
-        return elapsed + elapsed / len(self.history) > 60 * self.options.time_limit_minutes
-
-    def epoch_summary(self, row: dict, improved: bool, stop_reason: str) -> str:
-        return (
-            f"{self.model_name} epoch {row['epoch']}/{self.options.epochs}: "
-            f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f} | "
-            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f} mIoU {row['val_miou']:.4f} | "
-            f"lr {row['lr']:.1e} | {row['seconds']:.1f} s"
-            + (" | best so far" if improved else "")
-            + (f" | {stop_reason}" if stop_reason else "")
-        )

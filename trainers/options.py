@@ -1,6 +1,7 @@
 """TrainingOptions: the one place a training option is written — its field, default, help text, choices,
-check and command-line group. train.py's parser, train()'s keywords, the value checks and the run's
-<model>_config.json are all derived from these fields, so adding an option is adding a field here.
+check, command-line group and roles. train.py's parser, train()'s keywords, the value checks, the run's
+<model>_config.json, what --resume takes from the interrupted run or refuses to change, and the options the
+test report records are all derived from these fields, so adding an option is adding a field here.
 
     options = make_options(model="unet", epochs=5)   # keywords as train() and the flags name them
 """
@@ -26,6 +27,10 @@ CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
 LOG_FREQUENCY_OFFSET = 1.02
 # The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
 OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "evaluation", "distributed", "output")
+# What --resume does with an option the interrupted run recorded: "keep" it unless given again; "match": refuse
+# to continue with another value (a schedule cannot change mid-run); "never" take it (where and how this
+# invocation runs is its own business).
+RESUME_ROLES = ("keep", "match", "never")
 
 
 def option(
@@ -39,17 +44,20 @@ def option(
     keyword: str | None = None,
     flag: str | None = None,
     alias: tuple[str, object, str] | None = None,
+    resume: str = "keep",
+    reported: bool = False,
 ) -> Field:
     """A TrainingOptions field with what the parser and the checks need.
 
     keyword: the name train() and the parser's namespace use when it differs from the field's (e.g. lr);
     flag: the command-line flag when it differs from --keyword-with-dashes; alias: (flag, value, help) of a
     second flag storing a fixed value (--no-pretrained); check/requirement: a value is refused with
-    "--flag VALUE: requirement" unless check(value).
+    "--flag VALUE: requirement" unless check(value); resume: one of RESUME_ROLES; reported: the test report
+    records the value, beside the metrics it explains.
     """
-    assert group in OPTION_GROUPS, group
+    assert group in OPTION_GROUPS and resume in RESUME_ROLES, (group, resume)
     metadata = dict(help=help, group=group, choices=choices, check=check, requirement=requirement,
-                    keyword=keyword, flag=flag, alias=alias)
+                    keyword=keyword, flag=flag, alias=alias, resume=resume, reported=reported)
     return field(default=default, metadata=metadata)
 
 
@@ -62,11 +70,12 @@ class TrainingOptions:
     """Every setting of a training run; saved in each checkpoint and in <model>_config.json."""
 
     # data
-    data: str = option("data/processed", "cache written by preprocess.py", "data")
+    data: str = option("data/processed", "cache written by preprocess.py", "data", resume="never")
     seed: int = option(0, "seed of the initial weights, batch order and augmentation", "data")
     # model
     model: str = option(
-        "unet", f"model(s) to train: one of {', '.join(MODEL_NAMES)}, a comma-separated list, or all", "model"
+        "unet", f"model(s) to train: one of {', '.join(MODEL_NAMES)}, a comma-separated list, or all", "model",
+        resume="never",
     )
     pretrained: str = option(
         "imagenet",
@@ -132,6 +141,8 @@ class TrainingOptions:
         "training done (of the steps, or of --time-limit-minutes when that ends first)",
         "optimisation",
         choices=LR_SCHEDULE_CHOICES,
+        resume="match",
+        reported=True,
     )
     warmup_epochs: float = option(
         0.0, "poly and cosine: grow the rate linearly from 0 over this many first epochs", "optimisation",
@@ -143,11 +154,14 @@ class TrainingOptions:
         "the batch, which rewards rare classes)",
         "optimisation",
         choices=LOSS_CHOICES,
+        reported=True,
     )
-    # Training stops after the epoch past which one more (of the mean length so far) would exceed this.
+    # Equal compute: the last epoch is cut so that its validation ends at the limit (trainers.schedules).
     time_limit_minutes: float = option(
-        math.inf, "stop a model's training once another epoch would end past this many minutes of it (inf: no "
-        "limit)", "optimisation", check=positive, requirement="use a positive number of minutes",
+        math.inf, "stop a model's training after this many minutes of it, counting each epoch's training and "
+        "validation (not start-up, checkpoint writing or the test); the last epoch is cut short so that its "
+        "validation ends at the limit (inf: no limit)", "optimisation", check=positive,
+        requirement="use a positive number of minutes",
     )
     # augmentation
     # Flips only: in the CPU study's ablation (U-net, 25 epochs at 240×144) full augmentation reached test
@@ -159,9 +173,11 @@ class TrainingOptions:
         "to size, flip, brightness/contrast/saturation jitter)",
         "augmentation",
         choices=AUGMENT_CHOICES,
+        reported=True,
     )
     # precision
-    device: str = option("auto", "auto picks CUDA, then MPS, then CPU", "precision", choices=DEVICE_CHOICES)
+    device: str = option("auto", "auto picks CUDA, then MPS, then CPU", "precision", choices=DEVICE_CHOICES,
+                         resume="never")
     precision: str = option(
         "auto",
         "auto: bf16 autocast + channels_last on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), float32 "
@@ -184,20 +200,21 @@ class TrainingOptions:
     )
     dist_timeout: float = option(
         600.0, "under torchrun, seconds a process waits for the others in a collective before failing",
-        "distributed", check=positive, requirement="use a positive number of seconds",
+        "distributed", check=positive, requirement="use a positive number of seconds", resume="never",
     )
     # output
-    out: str = option("results", "folder for checkpoints, history, curves and test metrics", "output")
+    out: str = option("results", "folder for checkpoints, history, curves and test metrics", "output",
+                      resume="never")
     resume: bool = option(
         False, "continue each model from <out>/<model>_last.pt where it exists, with that run's options unless "
-        "given again", "output",
+        "given again", "output", resume="never",
     )
     show_plots: bool = option(
         True, "never open figure windows; by default they open at the end when a display exists", "output",
-        flag="--no-show",
+        flag="--no-show", resume="never",
     )
     show_progress: bool = option(True, "no progress bars while training", "output",
-                                 flag="--no-progress")
+                                 flag="--no-progress", resume="never")
 
 
 def option_fields() -> tuple[Field, ...]:
@@ -212,6 +229,18 @@ def keyword_of(option_field: Field) -> str:
 def option_keyword_names() -> set[str]:
     """Every name train() accepts as a keyword: what a config file or a checkpoint may record."""
     return {keyword_of(option_field) for option_field in option_fields()}
+
+
+def keywords_with_resume_role(role: str) -> frozenset[str]:
+    """train()'s names of the options whose field has this RESUME_ROLES role."""
+    return frozenset(keyword_of(option_field) for option_field in option_fields()
+                     if option_field.metadata["resume"] == role)
+
+
+def reported_options(options: TrainingOptions) -> dict:
+    """The options the test report records, by train()'s names."""
+    return {keyword_of(option_field): getattr(options, option_field.name) for option_field in option_fields()
+            if option_field.metadata["reported"]}
 
 
 def flag_of(option_field: Field) -> str:

@@ -8,7 +8,7 @@ from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import MODEL_NAMES, MODEL_REGISTRY
 from trainers.distributed import DistributedContext
-from trainers.options import TrainingOptions, check_option_values, option_keyword_names
+from trainers.options import TrainingOptions, check_option_values, keywords_with_resume_role, option_keyword_names
 
 
 def parse_model_names(text: str | Sequence[str]) -> list[str]:
@@ -86,7 +86,7 @@ def check_resumable_outputs(names: list[str], out: Path) -> None:
 
 
 # Where and how a resumed run runs is this invocation's business, not the interrupted one's.
-NEVER_RESUMED = frozenset({"model", "data", "out", "resume", "device", "show_plots", "show_progress", "dist_timeout"})
+NEVER_RESUMED = keywords_with_resume_role("never")
 
 
 def recorded_options(last_checkpoint: Path) -> dict:

@@ -1,13 +1,15 @@
-"""Learning-rate schedules that end near zero, driven by the fraction of training done.
+"""Learning-rate schedules behind one interface, and the run's progress that drives them.
 
-Progress t runs from 0 (first batch) to 1 (end of training); the caller computes it, as the fraction of
-the planned optimizer steps taken or, for a time-limited run, the fraction of the time limit used, so a
-time-limited run also ends near zero whatever the machine's speed. Schedules are stepped every batch.
+The loop calls every schedule the same way: step(t) before every batch, end_epoch(val_loss) after each
+validation, state_dict()/load_state_dict() for the checkpoint.
 
-- poly:   (1 − u)^0.9, the DeepLab / CE2P decay
-- cosine: ½(1 + cos πu), the SCHP decay
-- plateau: ReduceLROnPlateau on the val loss, the original project's; not a function of t, so it has no
-  multiplier here and the trainer keeps torch's scheduler for it.
+- poly:   (1 − u)^0.9, the DeepLab / CE2P decay, stepped every batch
+- cosine: ½(1 + cos πu), the SCHP decay, stepped every batch
+- plateau: ReduceLROnPlateau on the val loss, the original project's; it ignores t and acts at end_epoch.
+
+Progress t runs from 0 (first batch) to 1 (end of training): RunProgress gives the fraction of the planned
+optimizer steps taken or, for a time-limited run when that is further along, the fraction of the time limit
+used, so a time-limited run also ends at the decay's end point whatever the machine's speed.
 
 With a warm-up fraction w the rate first grows linearly from 0 to the base rate over t in [0, w] and then
 decays over the rest, u = (t − w) / (1 − w), so the multiplier is continuous and still ends at the decay's
@@ -15,17 +17,23 @@ end point (0 for both).
 """
 
 import math
+import time
 
 import torch
+
+from trainers.distributed import value_of_rank_zero
 
 PROGRESS_SCHEDULES = ("poly", "cosine")
 LR_SCHEDULE_CHOICES = ("plateau", *PROGRESS_SCHEDULES)
 POLY_POWER = 0.9
+PLATEAU_PATIENCE = 3
+PLATEAU_FACTOR = 0.1
 
 
 def warmup_fraction(warmup_epochs: float, epochs: int) -> float:
-    """The share of an epoch-counted run spent warming up (lr_multiplier refuses a warm-up of the whole run);
-    a time-limited run passes the share of its time limit instead."""
+    """The share of an epoch-counted run spent warming up (lr_multiplier refuses a warm-up of the whole run).
+    A time-limited run has no known number of epochs to take a share of: train.py refuses --warmup-epochs
+    with --time-limit-minutes."""
     return warmup_epochs / epochs
 
 
@@ -67,6 +75,9 @@ class ProgressSchedule:
         for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base_lr * multiplier
 
+    def end_epoch(self, val_loss: float) -> None:
+        """The rate follows t alone."""
+
     def state_dict(self) -> dict:
         return {"kind": self.kind, "warmup": self.warmup, "base_lrs": list(self.base_lrs),
                 "progress": self.progress}
@@ -78,3 +89,81 @@ class ProgressSchedule:
         self.kind, self.warmup = state["kind"], state["warmup"]
         self.base_lrs = list(state["base_lrs"])
         self.step(state["progress"])
+
+
+class PlateauSchedule:
+    """The original's ReduceLROnPlateau (mode min on the val loss, patience 3, factor 0.1) behind the same
+    interface; its state is torch's, so checkpoints keep the form they always had."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", patience=PLATEAU_PATIENCE, factor=PLATEAU_FACTOR
+        )
+
+    def step(self, progress: float) -> None:
+        """The rate does not follow t."""
+
+    def end_epoch(self, val_loss: float) -> None:
+        self.scheduler.step(val_loss)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, kind: str, warmup_epochs: float,
+                   epochs: int) -> ProgressSchedule | PlateauSchedule:
+    if kind == "plateau":
+        return PlateauSchedule(optimizer)
+    return ProgressSchedule(optimizer, kind, warmup_fraction(warmup_epochs, epochs))
+
+
+class RunProgress:
+    """Where a run stands: the fraction of its planned steps taken, and of its time limit used.
+
+    The time counted is each epoch's training and validation, from the start of the epoch to the end of its
+    validation (the history's 'seconds'); start-up, checkpoint writing and the final test are not counted. The
+    share of the limit at a step includes the validation still to come, as long as the last one took, so the
+    epoch that reaches the limit is cut at the step after which its validation ends there, and poly and
+    cosine reach their end at that step. Under torchrun rank 0's clock decides for every rank.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, time_limit_minutes: float, device: torch.device):
+        self.epochs, self.steps_per_epoch, self.device = epochs, steps_per_epoch, device
+        self.limit_seconds = 60 * time_limit_minutes
+        self.used_seconds = 0.0  # by the finished epochs
+        self.validation_seconds = 0.0  # the last validation's: what the next one is expected to take
+        self.epoch_started = self.validation_started = time.perf_counter()
+
+    def resume(self, history: list[dict]) -> None:
+        self.used_seconds = sum(row["seconds"] for row in history)
+
+    def start_epoch(self) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def start_validation(self) -> None:
+        self.validation_started = time.perf_counter()
+
+    def end_epoch(self) -> float:
+        """After the epoch's validation: the epoch's seconds, now counted as used."""
+        now = time.perf_counter()
+        self.validation_seconds = now - self.validation_started
+        self.used_seconds += now - self.epoch_started
+        return now - self.epoch_started
+
+    def at_step(self, epoch: int, step: int) -> float:
+        """t before step `step` (1-based) of epoch `epoch`; 1 or more once the time limit is reached."""
+        planned = ((epoch - 1) * self.steps_per_epoch + step - 1) / (self.epochs * self.steps_per_epoch)
+        in_epoch = time.perf_counter() - self.epoch_started
+        return max(planned, self.share_of_limit(self.used_seconds + in_epoch + self.validation_seconds))
+
+    def out_of_time(self) -> bool:
+        """Between epochs: whether the next one's validation alone would end past the limit."""
+        return self.share_of_limit(self.used_seconds + self.validation_seconds) >= 1.0
+
+    def share_of_limit(self, seconds: float) -> float:
+        if math.isinf(self.limit_seconds):
+            return 0.0
+        return value_of_rank_zero(seconds / self.limit_seconds, self.device)
