@@ -19,10 +19,15 @@ import ctypes
 import ctypes.util
 import json
 import multiprocessing
+import multiprocessing.pool
+import multiprocessing.synchronize
 import os
+import signal
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +95,7 @@ class CacheRowWriter:
 
 
 _worker_writer: CacheRowWriter | None = None
+_stop_requested: multiprocessing.synchronize.Event | None = None
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEPT_FREE_BYTES, LARGEST_HEAP_BLOCK_BYTES = 256 << 20, 32 << 20
 
@@ -107,14 +113,40 @@ def keep_freed_memory_for_reuse() -> None:
     mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
 
 
-def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]) -> None:
-    global _worker_writer
+def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int],
+                  stop_requested: multiprocessing.synchronize.Event) -> None:
+    global _worker_writer, _stop_requested
+    # Ctrl-C reaches every process of the terminal's group; only the parent acts on it, so that no worker
+    # dies halfway through sending a result and leaves the result queue's lock taken for ever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory_for_reuse()
     _worker_writer = CacheRowWriter(cache_dir, encoder, size)
+    _stop_requested = stop_requested
 
 
-def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray | None]:
+def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray] | None:
+    if _stop_requested.is_set():  # the parent gave up: what is left is skipped, not converted
+        return None
     return _worker_writer.write(*task)
+
+
+@contextmanager
+def conversion_pool(workers: int, cache_dir: Path, encoder: LabelEncoder,
+                    size: tuple[int, int]) -> Iterator[multiprocessing.pool.Pool]:
+    """Worker processes that fill cache_dir's arrays. However the work ends (an error in a worker, which comes
+    back as a result, one in the parent, Ctrl-C), the pool is closed and joined, never terminated: a worker
+    killed while it sends a result leaves a queue's lock taken, and the pool's own threads then wait on it
+    for ever. On failure the workers skip their remaining photos, so the join takes one photo's time."""
+    stop_requested = multiprocessing.Event()
+    pool = multiprocessing.Pool(workers, _start_worker, (cache_dir, encoder, size, stop_requested))
+    try:
+        yield pool
+    except BaseException:
+        stop_requested.set()
+        raise
+    finally:
+        pool.close()
+        pool.join()
 
 
 def add_native_label(archive: zipfile.ZipFile, image_id: str, label: np.ndarray) -> None:
@@ -173,7 +205,7 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
         for name, shape in shapes.items():
             np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
         # Worker processes even for workers=1: the allocator tuning then never touches the caller's process.
-        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size)) as pool,
+        with (conversion_pool(workers, building, encoder, size) as pool,
               zipfile.ZipFile(building / NATIVE_LABELS_FILE, "w", zipfile.ZIP_DEFLATED) as native_labels,
               tqdm(total=count, desc="preprocess", unit="image", disable=None) as progress):
             for row, counts, native_label in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
