@@ -97,6 +97,16 @@ def no_cache_error(cache_dir: Path) -> ClothVisionError:
     return ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
 
 
+def read_meta(cache_dir: str | os.PathLike) -> dict | None:
+    """A cache's meta.json as a dict, or None where there is none or it cannot be read (nothing is checked:
+    for a glance at what a folder holds, not for loading it)."""
+    try:
+        meta = json.loads((Path(cache_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:
     """Open a cache without unpickling anything; any problem says to rerun preprocess.py."""
     cache_dir = Path(cache_dir)

@@ -1,7 +1,7 @@
 """Dataset on disk -> a compact cache that training only loads: decode and resize every photo once.
 
     python preprocess.py [--data DIR] [--out DIR] [--size H W] [--limit N] [--seed N] [--workers N]
-                         [--download] [--url URL]
+                         [--force] [--download] [--url URL]
 
 Reads either layout the CCP dataset ships in (the original repository's, or the Kaggle re-packaging)
 and writes, atomically, a folder holding
@@ -11,7 +11,8 @@ and writes, atomically, a folder holding
                 per image id), for scoring at that size
     meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts,
                 the shape of every native label.
-Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle.
+Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle. A cache already at --out
+is replaced by the same cache (the same images at the same size and split seed) and, with --force, by any.
 """
 
 import argparse
@@ -34,7 +35,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dataset import CACHE_FORMAT_VERSION, NATIVE_LABELS_FILE, SPLIT_NAMES
+from dataset import CACHE_FORMAT_VERSION, NATIVE_LABELS_FILE, SPLIT_NAMES, read_meta
 from helpers.atomic_files import atomic_directory
 from helpers.dataset_layouts import Sample, SourceDataset, find_dataset, find_layout
 from helpers.download import DEFAULT_URL, download_dataset
@@ -189,6 +190,32 @@ def check_cache_destination(out_dir: Path) -> None:
         )
 
 
+def cache_identity(dataset: SourceDataset, size: tuple[int, int], seed: int) -> dict:
+    """The entries of a cache's meta that say which cache it is: two caches that agree on them hold the same
+    arrays and split (the class names and palette come with the source folder)."""
+    return {"source_dir": str(dataset.root.resolve()), "ids": [sample.image_id for sample in dataset.samples],
+            "image_size": list(size), "seed": seed}
+
+
+def describe_cache(meta: dict) -> str:
+    height, width = meta.get("image_size") or ("?", "?")
+    return (f"{len(meta.get('ids', []))} images of {meta.get('source_dir', 'an unrecorded folder')} at "
+            f"{height}x{width}, split seed {meta.get('seed', '?')}")
+
+
+def check_cache_replacement(out_dir: Path, planned: dict) -> None:
+    """Refuse to replace the cache at out_dir by a different one: a quick --limit 40 run must not silently
+    take the place of the full cache every later train.py reads. The same cache again (after an interrupted
+    or damaged one, or a format change) is rebuilt silently, and so is a cache whose meta cannot be read."""
+    existing = read_meta(out_dir)
+    if existing is None or all(existing.get(key) == value for key, value in planned.items()):
+        return
+    raise ClothVisionError(
+        f"--out {out_dir} holds a cache of {describe_cache(existing)}; this run would replace it with "
+        f"{describe_cache(planned)}: choose another --out, or add --force to replace it"
+    )
+
+
 def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], seed: int,
                 workers: int) -> dict:
     """Convert every sample into a new cache folder at out_dir (atomically) and return its meta."""
@@ -217,16 +244,13 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
         meta = {
             "format_version": CACHE_FORMAT_VERSION,
             "source_layout": dataset.layout.name,
-            "source_dir": str(dataset.root.resolve()),
+            **cache_identity(dataset, size, seed),
             "class_names": class_names,
             "palette": encoder.palette,
-            "image_size": [height, width],
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
-            "ids": [sample.image_id for sample in dataset.samples],
             "split": split,
             "split_fractions": list(SPLIT_FRACTIONS),
-            "seed": seed,
             "train_class_pixel_counts": pixel_counts[split["train"]].sum(axis=0).tolist(),
             # In id order, whatever order the workers finished in.
             "native_label_shapes": dict(sorted(native_label_shapes.items())),
@@ -237,8 +261,10 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
 
 def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike = "data/processed",
                size: tuple[int, int] = DEFAULT_SIZE, limit: int | None = None, seed: int = 0,
-               workers: int | None = None, download: bool = False, url: str = DEFAULT_URL) -> Path:
-    """Build the cache from the dataset in data_dir (downloading it first if asked) and return out_dir."""
+               workers: int | None = None, download: bool = False, url: str = DEFAULT_URL,
+               force: bool = False) -> Path:
+    """Build the cache from the dataset in data_dir (downloading it first if asked) and return out_dir.
+    A different cache already at out_dir (other images, size or seed) is replaced only with force."""
     started = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     height, width = size
@@ -258,6 +284,8 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
           f"labels, {dataset.unannotated_photo_count} photos without them ignored")
     if limit is not None:
         dataset.samples = dataset.samples[:limit]
+    if not force:
+        check_cache_replacement(out_dir, cache_identity(dataset, (height, width), seed))
     workers = max(1, min(workers or default_worker_count(), len(dataset.samples)))
     meta = write_cache(dataset, out_dir, (height, width), seed, workers)
     split_sizes = "/".join(str(len(meta["split"][name])) for name in SPLIT_NAMES)
@@ -294,6 +322,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/val/test split")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="parallel processes (None: one per CPU core available)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a cache at --out that holds other images, another size or seed (without it "
+                             "such a cache is kept and the run refused; the same cache is always rebuilt)")
     parser.add_argument("--download", action="store_true",
                         help="first download the dataset into --data unless it is already there")
     parser.add_argument("--url", default=DEFAULT_URL, help="zip archive of the CCP repository for --download")
@@ -303,7 +334,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Path:
     args = get_args_parser().parse_args(argv)
     return preprocess(args.data, args.out, tuple(args.size), args.limit, args.seed, args.workers,
-                      args.download, args.url)
+                      args.download, args.url, args.force)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,8 @@ def preprocess_step(study: StudyRun, data_dir: Path) -> Cache:
     height, width = profile.image_size
     say(f"preprocessing {data_dir} at {height}x{width} into {profile.cache_dir}")
     started = time.perf_counter()
-    preprocess(data_dir, profile.cache_dir, profile.image_size, limit=profile.image_limit)
+    # The profile's cache folder is the study's own: it is rebuilt with the profile's size and images.
+    preprocess(data_dir, profile.cache_dir, profile.image_size, limit=profile.image_limit, force=True)
     study.preprocess_seconds = time.perf_counter() - started
     cache = load_cache(profile.cache_dir)
     study.image_count = len(cache.meta["ids"])
