@@ -83,8 +83,19 @@ class Cache:
 
 
 def rerun_preprocess(cache_dir: Path) -> str:
-    """The fix for any problem with a cache: build it again."""
-    return f"rerun `python preprocess.py --out {cache_dir}`"
+    """The fix for any problem with a cache: build the same cache again, from the folder, at the size, of the
+    images and with the seed its meta records (preprocess.py refuses to put a different cache in its place)."""
+    meta = read_meta(cache_dir) or {}
+    flags = [f"--out {cache_dir}"]
+    if "source_dir" in meta:
+        flags.append(f"--data {meta['source_dir']}")
+    if len(meta.get("image_size") or ()) == 2:
+        flags.append("--size {} {}".format(*meta["image_size"]))
+    if meta.get("ids"):
+        flags.append(f"--limit {len(meta['ids'])}")  # --limit keeps the first ids: a full cache is all of them
+    if meta.get("seed"):
+        flags.append(f"--seed {meta['seed']}")
+    return f"rerun `python preprocess.py {' '.join(flags)}`"
 
 
 def no_cache_error(cache_dir: Path) -> ClothVisionError:

@@ -1,4 +1,6 @@
 import json
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout, write_kaggle_layout
 
 from dataset import load_cache
-from helpers.errors import run_cli
+from helpers.errors import ClothVisionError, run_cli
 from label_encoder import generate_palette
 from preprocess import main, preprocess, split_rows
 
@@ -156,6 +158,19 @@ def test_the_same_cache_is_rebuilt_without_a_word(ccp_synthetic, tmp_path, capsy
     assert run_cli(main, argv) == 0
     assert capsys.readouterr().err == ""
     assert read_cache(tmp_path / "cache")[1].shape == (4, *SIZE)
+
+
+def test_the_command_a_damaged_cache_suggests_rebuilds_that_same_cache(ccp_synthetic, tmp_path, capsys):
+    argv = ["--data", str(ccp_synthetic), "--out", str(tmp_path / "cache"), "--size", "12", "8", "--limit", "4",
+            "--seed", "2", "--workers", "1"]
+    assert run_cli(main, argv) == 0
+    before = read_cache(tmp_path / "cache")[2]
+    (tmp_path / "cache" / "native_labels.npz").unlink()
+    with pytest.raises(ClothVisionError) as damaged:
+        load_cache(tmp_path / "cache")
+    suggested = re.search(r"rerun `python preprocess.py (.*)`", str(damaged.value)).group(1)
+    assert run_cli(main, [*shlex.split(suggested), "--workers", "1"]) == 0, capsys.readouterr().err
+    assert load_cache(tmp_path / "cache").meta == before
 
 
 def test_force_replaces_a_different_cache(ccp_synthetic, tmp_path):
