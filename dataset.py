@@ -83,8 +83,19 @@ class Cache:
 
 
 def rerun_preprocess(cache_dir: Path) -> str:
-    """The fix for any problem with a cache: build it again."""
-    return f"rerun `python preprocess.py --out {cache_dir}`"
+    """The fix for any problem with a cache: build the same cache again, from the folder, at the size, of the
+    images and with the seed its meta records (preprocess.py refuses to put a different cache in its place)."""
+    meta = read_meta(cache_dir) or {}
+    flags = [f"--out {cache_dir}"]
+    if "source_dir" in meta:
+        flags.append(f"--data {meta['source_dir']}")
+    if len(meta.get("image_size") or ()) == 2:
+        flags.append("--size {} {}".format(*meta["image_size"]))
+    if meta.get("ids"):
+        flags.append(f"--limit {len(meta['ids'])}")  # --limit keeps the first ids: a full cache is all of them
+    if meta.get("seed"):
+        flags.append(f"--seed {meta['seed']}")
+    return f"rerun `python preprocess.py {' '.join(flags)}`"
 
 
 def no_cache_error(cache_dir: Path) -> ClothVisionError:
@@ -95,6 +106,16 @@ def no_cache_error(cache_dir: Path) -> ClothVisionError:
         return ClothVisionError(f"{cache_dir} is a dataset folder, not a cache: make its cache with `python "
                                 f"preprocess.py --data {cache_dir} --out {cache}`, then pass --data {cache}")
     return ClothVisionError(f"no cache at {cache_dir}: run `python preprocess.py` first")
+
+
+def read_meta(cache_dir: str | os.PathLike) -> dict | None:
+    """A cache's meta.json as a dict, or None where there is none or it cannot be read (nothing is checked:
+    for a glance at what a folder holds, not for loading it)."""
+    try:
+        meta = json.loads((Path(cache_dir) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def load_cache(cache_dir: str | os.PathLike = "data/processed") -> Cache:

@@ -72,9 +72,12 @@ def export_checkpoint(checkpoint_path: str | Path, out_path: str | Path | None =
                       opset: int = DEFAULT_OPSET) -> Path:
     """Write checkpoint_path's network and inference metadata to out_path (default: the checkpoint's
     name with .onnx); returns out_path. Verified in ONNX Runtime against PyTorch before it is written."""
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.suffix.lower() == ONNX_SUFFIX:
+        raise ClothVisionError(f"{checkpoint_path} is already an ONNX file: export.py takes a .pt checkpoint "
+                               f"written by train.py (img_test.py --checkpoint runs the {ONNX_SUFFIX} file as it is)")
     for package in EXPORT_PACKAGES:  # all of them before minutes of work, not after
         import_package(package, "export.py")
-    checkpoint_path = Path(checkpoint_path)
     out_path = checkpoint_path.with_suffix(ONNX_SUFFIX) if out_path is None else Path(out_path)
     if out_path.suffix.lower() != ONNX_SUFFIX:
         raise ClothVisionError(f"output {out_path} does not end in {ONNX_SUFFIX}: img_test.py recognises ONNX "

@@ -1,7 +1,7 @@
 """Dataset on disk -> a compact cache that training only loads: decode and resize every photo once.
 
     python preprocess.py [--data DIR] [--out DIR] [--size H W] [--limit N] [--seed N] [--workers N]
-                         [--download] [--url URL]
+                         [--force] [--download] [--url URL]
 
 Reads either layout the CCP dataset ships in (the original repository's, or the Kaggle re-packaging)
 and writes, atomically, a folder holding
@@ -11,7 +11,8 @@ and writes, atomically, a folder holding
                 per image id), for scoring at that size
     meta.json   class names, palette, size, mean/std, ids, the seeded train/val/test split, pixel counts,
                 the shape of every native label.
-Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle.
+Everything loads with np.load (the two .npy files with mmap_mode="r"): no pickle. A cache already at --out
+is replaced by the same cache (the same images at the same size and split seed) and, with --force, by any.
 """
 
 import argparse
@@ -19,17 +20,22 @@ import ctypes
 import ctypes.util
 import json
 import multiprocessing
+import multiprocessing.pool
+import multiprocessing.synchronize
 import os
+import signal
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from dataset import CACHE_FORMAT_VERSION, NATIVE_LABELS_FILE, SPLIT_NAMES
+from dataset import CACHE_FORMAT_VERSION, NATIVE_LABELS_FILE, SPLIT_NAMES, read_meta
 from helpers.atomic_files import atomic_directory
 from helpers.dataset_layouts import Sample, SourceDataset, find_dataset, find_layout
 from helpers.download import DEFAULT_URL, download_dataset
@@ -90,6 +96,7 @@ class CacheRowWriter:
 
 
 _worker_writer: CacheRowWriter | None = None
+_stop_requested: multiprocessing.synchronize.Event | None = None
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 KEPT_FREE_BYTES, LARGEST_HEAP_BLOCK_BYTES = 256 << 20, 32 << 20
 
@@ -107,14 +114,40 @@ def keep_freed_memory_for_reuse() -> None:
     mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
 
 
-def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]) -> None:
-    global _worker_writer
+def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int],
+                  stop_requested: multiprocessing.synchronize.Event) -> None:
+    global _worker_writer, _stop_requested
+    # Ctrl-C reaches every process of the terminal's group; only the parent acts on it, so that no worker
+    # dies halfway through sending a result and leaves the result queue's lock taken for ever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory_for_reuse()
     _worker_writer = CacheRowWriter(cache_dir, encoder, size)
+    _stop_requested = stop_requested
 
 
-def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray | None]:
+def _write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarray] | None:
+    if _stop_requested.is_set():  # the parent gave up: what is left is skipped, not converted
+        return None
     return _worker_writer.write(*task)
+
+
+@contextmanager
+def conversion_pool(workers: int, cache_dir: Path, encoder: LabelEncoder,
+                    size: tuple[int, int]) -> Iterator[multiprocessing.pool.Pool]:
+    """Worker processes that fill cache_dir's arrays. However the work ends (an error in a worker, which comes
+    back as a result, one in the parent, Ctrl-C), the pool is closed and joined, never terminated: a worker
+    killed while it sends a result leaves a queue's lock taken, and the pool's own threads then wait on it
+    for ever. On failure the workers skip their remaining photos, so the join takes one photo's time."""
+    stop_requested = multiprocessing.Event()
+    pool = multiprocessing.Pool(workers, _start_worker, (cache_dir, encoder, size, stop_requested))
+    try:
+        yield pool
+    except BaseException:
+        stop_requested.set()
+        raise
+    finally:
+        pool.close()
+        pool.join()
 
 
 def add_native_label(archive: zipfile.ZipFile, image_id: str, label: np.ndarray) -> None:
@@ -157,6 +190,32 @@ def check_cache_destination(out_dir: Path) -> None:
         )
 
 
+def cache_identity(dataset: SourceDataset, size: tuple[int, int], seed: int) -> dict:
+    """The entries of a cache's meta that say which cache it is: two caches that agree on them hold the same
+    arrays and split (the class names and palette come with the source folder)."""
+    return {"source_dir": str(dataset.root.resolve()), "ids": [sample.image_id for sample in dataset.samples],
+            "image_size": list(size), "seed": seed}
+
+
+def describe_cache(meta: dict) -> str:
+    height, width = meta.get("image_size") or ("?", "?")
+    return (f"{len(meta.get('ids', []))} images of {meta.get('source_dir', 'an unrecorded folder')} at "
+            f"{height}x{width}, split seed {meta.get('seed', '?')}")
+
+
+def check_cache_replacement(out_dir: Path, planned: dict) -> None:
+    """Refuse to replace the cache at out_dir by a different one: a quick --limit 40 run must not silently
+    take the place of the full cache every later train.py reads. The same cache again (after an interrupted
+    or damaged one, or a format change) is rebuilt silently, and so is a cache whose meta cannot be read."""
+    existing = read_meta(out_dir)
+    if existing is None or all(existing.get(key) == value for key, value in planned.items()):
+        return
+    raise ClothVisionError(
+        f"--out {out_dir} holds a cache of {describe_cache(existing)}; this run would replace it with "
+        f"{describe_cache(planned)}: choose another --out, or add --force to replace it"
+    )
+
+
 def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], seed: int,
                 workers: int) -> dict:
     """Convert every sample into a new cache folder at out_dir (atomically) and return its meta."""
@@ -173,7 +232,7 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
         for name, shape in shapes.items():
             np.lib.format.open_memmap(building / name, mode="w+", dtype=np.uint8, shape=shape)
         # Worker processes even for workers=1: the allocator tuning then never touches the caller's process.
-        with (multiprocessing.Pool(workers, _start_worker, (building, encoder, size)) as pool,
+        with (conversion_pool(workers, building, encoder, size) as pool,
               zipfile.ZipFile(building / NATIVE_LABELS_FILE, "w", zipfile.ZIP_DEFLATED) as native_labels,
               tqdm(total=count, desc="preprocess", unit="image", disable=None) as progress):
             for row, counts, native_label in pool.imap_unordered(_write_in_worker, tasks, chunksize=8):
@@ -185,16 +244,13 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
         meta = {
             "format_version": CACHE_FORMAT_VERSION,
             "source_layout": dataset.layout.name,
-            "source_dir": str(dataset.root.resolve()),
+            **cache_identity(dataset, size, seed),
             "class_names": class_names,
             "palette": encoder.palette,
-            "image_size": [height, width],
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
-            "ids": [sample.image_id for sample in dataset.samples],
             "split": split,
             "split_fractions": list(SPLIT_FRACTIONS),
-            "seed": seed,
             "train_class_pixel_counts": pixel_counts[split["train"]].sum(axis=0).tolist(),
             # In id order, whatever order the workers finished in.
             "native_label_shapes": dict(sorted(native_label_shapes.items())),
@@ -205,8 +261,10 @@ def write_cache(dataset: SourceDataset, out_dir: Path, size: tuple[int, int], se
 
 def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike = "data/processed",
                size: tuple[int, int] = DEFAULT_SIZE, limit: int | None = None, seed: int = 0,
-               workers: int | None = None, download: bool = False, url: str = DEFAULT_URL) -> Path:
-    """Build the cache from the dataset in data_dir (downloading it first if asked) and return out_dir."""
+               workers: int | None = None, download: bool = False, url: str = DEFAULT_URL,
+               force: bool = False) -> Path:
+    """Build the cache from the dataset in data_dir (downloading it first if asked) and return out_dir.
+    A different cache already at out_dir (other images, size or seed) is replaced only with force."""
     started = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     height, width = size
@@ -226,6 +284,8 @@ def preprocess(data_dir: str | os.PathLike = "data", out_dir: str | os.PathLike 
           f"labels, {dataset.unannotated_photo_count} photos without them ignored")
     if limit is not None:
         dataset.samples = dataset.samples[:limit]
+    if not force:
+        check_cache_replacement(out_dir, cache_identity(dataset, (height, width), seed))
     workers = max(1, min(workers or default_worker_count(), len(dataset.samples)))
     meta = write_cache(dataset, out_dir, (height, width), seed, workers)
     split_sizes = "/".join(str(len(meta["split"][name])) for name in SPLIT_NAMES)
@@ -262,6 +322,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the train/val/test split")
     parser.add_argument("--workers", type=positive_int, default=None,
                         help="parallel processes (None: one per CPU core available)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace a cache at --out that holds other images, another size or seed (without it "
+                             "such a cache is kept and the run refused; the same cache is always rebuilt)")
     parser.add_argument("--download", action="store_true",
                         help="first download the dataset into --data unless it is already there")
     parser.add_argument("--url", default=DEFAULT_URL, help="zip archive of the CCP repository for --download")
@@ -271,7 +334,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> Path:
     args = get_args_parser().parse_args(argv)
     return preprocess(args.data, args.out, tuple(args.size), args.limit, args.seed, args.workers,
-                      args.download, args.url)
+                      args.download, args.url, args.force)
 
 
 if __name__ == "__main__":

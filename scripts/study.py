@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ClothVisionError(f"the {study.title} needs a CUDA GPU, but torch {torch.__version__} sees none: run "
                                "it on the GPU machine, or use scripts/cpu_study.sh, or --dry-run")
     say(f"{study.title}: preprocessing {args.data} at {study.image_size[0]}x{study.image_size[1]} into {study.cache}")
-    preprocess(args.data, study.cache, study.image_size, limit=study.image_limit)
+    # The study's cache folder is its own: rebuilt at the study's size and images whatever was there.
+    preprocess(args.data, study.cache, study.image_size, limit=study.image_limit, force=True)
     # One round per seed: an interrupted study has whole seeds of every recipe.
     commands = {f"{recipe}/seed-{seed}": training_command(study, recipe, seed, args.resume)
                 for seed in study.seeds for recipe in study.recipes}

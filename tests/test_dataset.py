@@ -99,7 +99,7 @@ def test_cache_from_before_native_labels_says_to_rerun_preprocess(tmp_path):
     del meta["native_label_shapes"]
     (cache_dir / "meta.json").write_text(json.dumps({**meta, "format_version": 1}))
     expected = (f"cache {cache_dir} has format version 1, this code reads version 2: "
-                f"rerun `python preprocess.py --out {cache_dir}`")
+                f"rerun `python preprocess.py --out {cache_dir} --data /nowhere --size 6 5 --limit 40`")
     with pytest.raises(ClothVisionError) as raised:
         load_cache(cache_dir)
     assert str(raised.value) == expected

@@ -1,5 +1,7 @@
 """evaluate_checkpoint scores a checkpoint on its own split's images, whatever cache it is given."""
 
+import re
+
 import numpy as np
 import pytest
 from synthetic_ccp import write_ccp_layout
@@ -69,10 +71,27 @@ def test_a_cache_without_the_checkpoints_images_is_refused_naming_them(trained, 
         evaluate_checkpoint(checkpoint, limited, "val", device="cpu")
 
 
-def test_a_cache_at_another_image_size_is_refused(trained, tmp_path):
+def test_a_cache_at_another_image_size_is_refused_with_a_command_that_keeps_it(trained, tmp_path):
     raw, _, checkpoint = trained
     larger = preprocess(raw, tmp_path / "larger", size=(48, 32), workers=1)
-    with pytest.raises(ClothVisionError, match=r"trained on 32x32 images, cache .* holds 48x32: .*--size 32 32"):
+    with pytest.raises(ClothVisionError) as refusal:
+        evaluate_checkpoint(checkpoint, larger, "test", device="cpu")
+    own_size = tmp_path / "larger_32x32"
+    assert str(refusal.value) == (
+        f"checkpoint {checkpoint} was trained on 32x32 images, cache {larger} holds 48x32: make a cache at that "
+        f"size with `python preprocess.py --data {raw} --size 32 32 --out {own_size}`, then evaluate it with "
+        f"--data {own_size}")
+    with pytest.raises(ClothVisionError, match="unknown split 'holdout'"):
+        evaluate_checkpoint(checkpoint, trained[1], "holdout", device="cpu")
+
+
+def test_a_cache_at_another_image_size_points_to_the_cache_beside_it_at_the_right_size(trained, tmp_path):
+    raw, _, checkpoint = trained
+    larger = preprocess(raw, tmp_path / "larger", size=(48, 32), workers=1)
+    preprocess(raw, tmp_path / "a_subset", size=SIZE, limit=4, workers=1)  # at that size, without its images
+    at_size = preprocess(raw, tmp_path / "full_at_32x32", size=SIZE, workers=1)
+    with pytest.raises(ClothVisionError, match=rf"holds 48x32: evaluate it with --data {re.escape(str(at_size))}, "
+                                               "the cache at that size$"):
         evaluate_checkpoint(checkpoint, larger, "test", device="cpu")
     with pytest.raises(ClothVisionError, match="unknown split 'holdout'"):
         evaluate_checkpoint(checkpoint, trained[1], "holdout", device="cpu")

@@ -129,6 +129,16 @@ def test_bad_export_gives_one_error_line_naming_the_file(case, onnx_packages, tm
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_export_of_an_onnx_file_says_it_takes_a_pt_checkpoint(tmp_path, capsys):
+    onnx_file = tmp_path / "unet.onnx"
+    onnx_file.write_bytes(b"\x08\x09\x12\x07pytorch")  # how every ONNX file begins (its IR version field)
+    assert run_cli(export.main, [str(onnx_file)]) == 2
+    assert capsys.readouterr().err == (f"error: {onnx_file} is already an ONNX file: export.py takes a .pt "
+                                       "checkpoint written by train.py (img_test.py --checkpoint runs the .onnx "
+                                       "file as it is)\n")
+    assert [path.name for path in tmp_path.iterdir()] == ["unet.onnx"]
+
+
 @pytest.mark.parametrize("missing", ["onnx", "onnxscript", "onnxruntime"])
 def test_export_without_a_package_names_the_package_to_install(missing, tmp_path, monkeypatch):
     for checked_before in EXPORT_PACKAGES[:EXPORT_PACKAGES.index(missing)]:

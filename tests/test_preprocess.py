@@ -1,4 +1,6 @@
 import json
+import re
+import shlex
 
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ from PIL import Image
 from synthetic_ccp import CLASS_NAMES, PALETTE, write_ccp_layout, write_kaggle_layout
 
 from dataset import load_cache
-from helpers.errors import run_cli
+from helpers.errors import ClothVisionError, run_cli
 from label_encoder import generate_palette
 from preprocess import main, preprocess, split_rows
 
@@ -128,9 +130,52 @@ def test_limit_seed_and_size_flags_from_the_command_line(ccp_synthetic, tmp_path
     assert meta["seed"] == 3 and meta["split"] == split_rows(4, seed=3)
 
 
-def test_rerun_replaces_the_previous_cache(ccp_synthetic, tmp_path):
+@pytest.mark.parametrize(("flags", "replacement"), [
+    (["--limit", "3"], "3 images of {data} at 20x14, split seed 0"),
+    (["--size", "10", "6"], "6 images of {data} at 10x6, split seed 0"),
+    (["--seed", "4"], "6 images of {data} at 20x14, split seed 4"),
+], ids=["limit", "size", "seed"])
+def test_a_different_cache_never_silently_replaces_the_one_at_out(ccp_synthetic, tmp_path, capsys, flags,
+                                                                  replacement):
     cache_dir = preprocess(ccp_synthetic, tmp_path / "cache", size=SIZE, workers=1)
-    preprocess(ccp_synthetic, cache_dir, size=(10, 6), workers=1, limit=3)
+    before = {path.name: path.read_bytes() for path in cache_dir.iterdir()}
+    capsys.readouterr()
+    argv = ["--data", str(ccp_synthetic), "--out", str(cache_dir), "--size", *map(str, SIZE), "--workers", "1"]
+    assert run_cli(main, argv + flags) == 2
+    stderr = capsys.readouterr().err
+    assert stderr == (f"error: --out {cache_dir} holds a cache of 6 images of {ccp_synthetic} at 20x14, split seed "
+                      f"0; this run would replace it with {replacement.format(data=ccp_synthetic)}: choose another "
+                      "--out, or add --force to replace it\n")
+    assert {path.name: path.read_bytes() for path in cache_dir.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "ccp"]
+
+
+def test_the_same_cache_is_rebuilt_without_a_word(ccp_synthetic, tmp_path, capsys):
+    argv = ["--data", str(ccp_synthetic), "--out", str(tmp_path / "cache"), "--size", *map(str, SIZE),
+            "--limit", "4", "--seed", "2", "--workers", "1"]
+    assert run_cli(main, argv) == 0
+    (tmp_path / "cache" / "labels.npy").write_bytes(b"damaged")
+    assert run_cli(main, argv) == 0
+    assert capsys.readouterr().err == ""
+    assert read_cache(tmp_path / "cache")[1].shape == (4, *SIZE)
+
+
+def test_the_command_a_damaged_cache_suggests_rebuilds_that_same_cache(ccp_synthetic, tmp_path, capsys):
+    argv = ["--data", str(ccp_synthetic), "--out", str(tmp_path / "cache"), "--size", "12", "8", "--limit", "4",
+            "--seed", "2", "--workers", "1"]
+    assert run_cli(main, argv) == 0
+    before = read_cache(tmp_path / "cache")[2]
+    (tmp_path / "cache" / "native_labels.npz").unlink()
+    with pytest.raises(ClothVisionError) as damaged:
+        load_cache(tmp_path / "cache")
+    suggested = re.search(r"rerun `python preprocess.py (.*)`", str(damaged.value)).group(1)
+    assert run_cli(main, [*shlex.split(suggested), "--workers", "1"]) == 0, capsys.readouterr().err
+    assert load_cache(tmp_path / "cache").meta == before
+
+
+def test_force_replaces_a_different_cache(ccp_synthetic, tmp_path):
+    cache_dir = preprocess(ccp_synthetic, tmp_path / "cache", size=SIZE, workers=1)
+    preprocess(ccp_synthetic, cache_dir, size=(10, 6), workers=1, limit=3, force=True)
     images, _, meta = read_cache(cache_dir)
     assert images.shape == (3, 3, 10, 6) and meta["image_size"] == [10, 6]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "ccp"]

@@ -1,8 +1,13 @@
 """Every bad input ends in one line naming the file and the fix, exit code 2, and no cache, not even half."""
 
+import multiprocessing
+import multiprocessing.pool
+import os
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -222,12 +227,101 @@ def test_failure_while_writing_native_labels_leaves_the_previous_cache_whole(tmp
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cache", "ccp"]
 
 
-def test_error_in_a_worker_process_is_still_one_line(tmp_path, capsys):
+@pytest.fixture
+def started_pools(monkeypatch):
+    """Every multiprocessing pool preprocess starts, kept so a test can read how its workers ended."""
+    pools = []
+
+    class RecordedPool(multiprocessing.pool.Pool):
+        def __init__(self, *arguments):
+            super().__init__(*arguments)
+            pools.append(self)
+
+    monkeypatch.setattr(multiprocessing, "Pool", RecordedPool)
+    return pools
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_failing_on_one_photo_gives_one_line_and_every_worker_ends_on_its_own(
+        tmp_path, capsys, started_pools, workers):
     root = write_ccp_layout(tmp_path / "ccp")
     culprit, problem = photo_not_a_jpeg(root)
     out_dir = tmp_path / "cache"
-    assert_one_line_error(*run_preprocess(root, out_dir, capsys, "--workers", "2"), culprit, problem)
+    code, stderr = run_preprocess(root, out_dir, capsys, "--workers", str(workers))
+    assert_one_line_error(code, stderr, culprit, problem)
     assert_no_cache(out_dir)
+    # Exit code 0: each worker left when the pool was closed; -SIGTERM would mean it was killed, perhaps
+    # halfway through sending a result, which can leave the pool waiting for ever on a queue's lock.
+    [pool] = started_pools
+    assert [worker.exitcode for worker in pool._pool] == [0] * workers
+
+
+# Runs preprocess.py with a hook: the first photo a worker converts waits until the parent has received
+# Ctrl-C, so the interrupt always lands while a worker is busy, however fast or slow the machine.
+INTERRUPTED_RUN = """
+import os, signal, sys, time
+from pathlib import Path
+import preprocess
+from helpers.errors import run_cli
+
+marks = Path(sys.argv[1])
+convert = preprocess.CacheRowWriter.write
+
+def convert_after_the_interrupt(self, row, sample):
+    (marks / f"worker-{os.getpid()}").touch()
+    deadline = time.monotonic() + 60
+    while not (marks / "interrupted").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return convert(self, row, sample)
+
+def note_the_interrupt(signal_number, frame):
+    (marks / "interrupted").touch()
+    raise KeyboardInterrupt
+
+preprocess.CacheRowWriter.write = convert_after_the_interrupt
+signal.signal(signal.SIGINT, note_the_interrupt)
+sys.exit(run_cli(preprocess.main, sys.argv[2:]))
+"""
+
+
+def processes_in_session(session_id):
+    """Ids of the live processes of a session (Linux /proc): those a command left behind when it ended."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while the folder was read
+            continue
+        # After the command name: state, parent, process group, session.
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process table from Linux's /proc")
+def test_ctrl_c_during_preprocessing_gives_one_line_no_cache_and_no_process_left(tmp_path):
+    root = write_ccp_layout(tmp_path / "ccp")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    out_dir = tmp_path / "cache"
+    command = [sys.executable, "-c", INTERRUPTED_RUN, str(marks), "--data", str(root), "--out", str(out_dir),
+               "--size", "20", "14", "--workers", "2"]
+    # A session of its own, as a terminal's foreground job: Ctrl-C sends SIGINT to all of its processes.
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(marks.glob("worker-*")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and stderr == "error: interrupted\n", stderr
+    assert_no_cache(out_dir)
+    assert processes_in_session(process.pid) == []
 
 
 def test_script_exits_with_code_2_and_no_traceback(tmp_path):

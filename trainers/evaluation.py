@@ -8,7 +8,7 @@
 from dataclasses import replace
 from pathlib import Path
 
-from dataset import Cache, DeviceBatchLoader, load_cache
+from dataset import Cache, DeviceBatchLoader, load_cache, read_meta
 from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint
 from helpers.devices import resolve_device, resolve_precision
@@ -17,6 +17,20 @@ from models import build_model_from_checkpoint
 from trainers.options import TrainingOptions, class_weights_from_counts
 from trainers.report import build_test_report
 from trainers.scoring import evaluate_at_native_size
+
+
+def cache_at_size_advice(cache: Cache, image_size: list[int], image_ids: list[str]) -> str:
+    """Where to evaluate instead: a cache beside this one at image_size that holds image_ids, else the command
+    that makes one under a name of its own (rebuilding this cache at another size would replace it)."""
+    wanted = set(image_ids)
+    for sibling in sorted(cache.cache_dir.parent.iterdir()):
+        meta = read_meta(sibling)
+        if meta is not None and meta.get("image_size") == image_size and wanted <= set(meta.get("ids", [])):
+            return f"evaluate it with --data {sibling}, the cache at that size"
+    height, width = image_size
+    out = cache.cache_dir.parent / f"{cache.cache_dir.name}_{height}x{width}"
+    return (f"make a cache at that size with `python preprocess.py --data {cache.meta.get('source_dir', 'data')} "
+            f"--size {height} {width} --out {out}`, then evaluate it with --data {out}")
 
 
 def checkpoint_split_cache(checkpoint: dict, checkpoint_path: str | Path, cache: Cache, split: str) -> Cache:
@@ -29,8 +43,8 @@ def checkpoint_split_cache(checkpoint: dict, checkpoint_path: str | Path, cache:
         height, width = checkpoint["image_size"]
         raise ClothVisionError(
             f"checkpoint {checkpoint_path} was trained on {height}x{width} images, cache {cache.cache_dir} "
-            f"holds {cache.meta['image_size'][0]}x{cache.meta['image_size'][1]}: evaluate it on a cache made "
-            f"with `python preprocess.py --size {height} {width}`"
+            f"holds {cache.meta['image_size'][0]}x{cache.meta['image_size'][1]}: "
+            f"{cache_at_size_advice(cache, [height, width], checkpoint['split_ids'][split])}"
         )
     cache.split_indices(split)  # an unknown split name is refused here, naming the valid ones
     wanted = checkpoint["split_ids"][split]
