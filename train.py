@@ -173,11 +173,13 @@ def train(**keywords) -> dict[str, dict]:
     context = detect_distributed()
     device = device_for_process(resolve_device(options.device), context)
     check_cache_fits(cache, options.batch_size, context)
+    # Read before anything is fetched: a resumed run's recorded --no-pretrained or --weights must not download.
+    options_by_model = {name: options_for_model(name, options, keywords) for name in names}
     if context.is_main:
         check_output_folder(out, "--out")
-        for name in names:
-            if options.weights is None and not starts_from_scratch(name, options.pretrained):
-                fetch_pretrained_weights(name, options.pretrained)
+        for name, model_options in options_by_model.items():
+            if model_options.weights is None and not starts_from_scratch(name, model_options.pretrained):
+                fetch_pretrained_weights(name, model_options.pretrained)
     if options.sync_batchnorm and context.enabled and device.type != "cuda":
         raise ClothVisionError(
             "--sync-batchnorm needs CUDA devices (SyncBatchNorm has no CPU kernel): drop it or run on GPUs"
@@ -190,8 +192,7 @@ def train(**keywords) -> dict[str, dict]:
     results = {}
     try:
         with process_group(context, device, options.dist_timeout):
-            for name in names:
-                model_options = options_for_model(name, options, keywords)
+            for name, model_options in options_by_model.items():
                 results[name] = train_model(cache, device, context, model_options, show_plots)
     except dist.DistError as error:
         raise ClothVisionError(

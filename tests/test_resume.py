@@ -11,6 +11,7 @@ from training_runs import build_cache, one_torch_thread, run_train, script_envir
 import train as train_script
 from helpers.checkpoint import load_checkpoint, state_dict_digest
 from helpers.errors import run_cli
+from models import deeplabv3
 from trainers import ModelTrainer
 
 EPOCHS = 4
@@ -112,3 +113,20 @@ def test_ctrl_c_says_which_epoch_is_saved_and_how_to_continue(tmp_path, monkeypa
         f"`python train.py --model unet --data {cache_dir} --out {out} --resume`"
     ]
     assert load_checkpoint(out / "unet_last.pt")["epoch"] == 1
+
+
+def test_resuming_a_no_pretrained_deeplabv3_run_downloads_nothing(tmp_path, monkeypatch):
+    cache_dir = build_cache(tmp_path)
+    out = tmp_path / "results"
+    run_train(model="mobilenetv3", data=cache_dir, out=out, epochs=1, pretrained="none")
+
+    def no_network(weights, description):
+        raise AssertionError(f"tried to download the {description} weights")
+
+    monkeypatch.setattr(deeplabv3, "download_state_dict", no_network)
+    with one_torch_thread():
+        # The exact command an interrupted run prints: --no-pretrained is not repeated.
+        resumed = train_script.main(["--model", "mobilenetv3", "--data", str(cache_dir), "--out", str(out),
+                                     "--resume", "--device", "cpu", "--no-show", "--no-progress"])
+    assert [row["epoch"] for row in resumed["mobilenetv3"]["history"]] == [1]
+    assert json.loads((out / "mobilenetv3_config.json").read_text())["options"]["pretrained"] == "none"
