@@ -19,11 +19,13 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from dataset import Cache, load_cache
 from helpers.devices import resolve_device
 from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
+from helpers.interrupts import announced_interrupts
 from helpers.output_paths import check_output_folder
 from models import MODEL_REGISTRY, count_parameters, get_model, starts_from_scratch
 from models.deeplabv3 import fetch_pretrained_weights
@@ -105,10 +107,16 @@ def train_model(
         )
     resuming = options.resume and trainer.last_checkpoint_path.is_file()
     start_epoch = trainer.resume() if resuming else 1
-    try:
-        trainer.fit(start_epoch)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(interrupted_message(trainer, options)) from None
+
+    def announce_stopping() -> None:
+        if context.is_main:
+            tqdm.write(stopping_message(name), file=sys.stderr)
+
+    with announced_interrupts(announce_stopping):
+        try:
+            trainer.fit(start_epoch)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interrupted_message(trainer, options)) from None
     report = trainer.test()
     history = trainer.history
     if context.is_main:
@@ -129,6 +137,12 @@ def train_model(
         report["intervals"],
     )
     return {"history": history, "test": report, "summary": summary}
+
+
+def stopping_message(name: str) -> str:
+    """Said the moment Ctrl-C arrives: the run stops only when the native call running now returns."""
+    return (f"stopping: waiting for {name}'s running computation to return (one training step can take minutes "
+            "on a CPU); the epoch in progress is dropped")
 
 
 def interrupted_message(trainer: ModelTrainer, options: TrainingOptions) -> str:
