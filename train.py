@@ -6,11 +6,12 @@
     torchrun --standalone --nproc_per_node=4 train.py --model resnet50   # four GPUs of one machine
 
 For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last.pt (latest epoch, for
---resume), <model>.csv (history), <model>.png (curves) and <model>_test.json (best checkpoint on the test
-split, at the annotations' own size with 95 % intervals), <model>_config.json (every option, to repeat the run
-with --config); with several models also comparison.png and summary.md. Adam; the learning rate decays per
-batch to zero (--lr-schedule poly, or cosine, or plateau: tenfold after 3 epochs without val-loss
-improvement); early stopping after --patience epochs without val-loss improvement.
+--resume), <model>.csv (history), <model>.png (curves), <model>_test.json (best checkpoint on the test split,
+at the annotations' own size with 95 % intervals) with <model>_test_images.npz (its per-image confusion
+matrices, for paired comparisons), <model>_config.json (every option, to repeat the run with --config); with
+several models also comparison.png and summary.md. Adam; the learning rate is divided by 10 after 3 epochs
+without val-loss improvement (--lr-schedule plateau, the default), or decays every batch towards zero
+(--lr-schedule poly or cosine); early stopping after --patience epochs without val-loss improvement.
 """
 
 import sys
