@@ -6,11 +6,12 @@
     torchrun --standalone --nproc_per_node=4 train.py --model resnet50   # four GPUs of one machine
 
 For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last.pt (latest epoch, for
---resume), <model>.csv (history), <model>.png (curves) and <model>_test.json (best checkpoint on the test
-split, at the annotations' own size with 95 % intervals), <model>_config.json (every option, to repeat the run
-with --config); with several models also comparison.png and summary.md. Adam; the learning rate decays per
-batch to zero (--lr-schedule poly, or cosine, or plateau: tenfold after 3 epochs without val-loss
-improvement); early stopping after --patience epochs without val-loss improvement.
+--resume), <model>.csv (history), <model>.png (curves), <model>_test.json (best checkpoint on the test split,
+at the annotations' own size with 95 % intervals) with <model>_test_images.npz (its per-image confusion
+matrices, for paired comparisons), <model>_config.json (every option, to repeat the run with --config); with
+several models also comparison.png and summary.md. Adam; the learning rate is divided by 10 after 3 epochs
+without val-loss improvement (--lr-schedule plateau, the default), or decays every batch towards zero
+(--lr-schedule poly or cosine); early stopping after --patience epochs without val-loss improvement.
 """
 
 import sys
@@ -19,11 +20,13 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from dataset import Cache, load_cache
 from helpers.devices import resolve_device
 from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
+from helpers.interrupts import announced_interrupts
 from helpers.output_paths import check_output_folder
 from models import MODEL_REGISTRY, count_parameters, get_model, starts_from_scratch
 from models.deeplabv3 import fetch_pretrained_weights
@@ -105,10 +108,16 @@ def train_model(
         )
     resuming = options.resume and trainer.last_checkpoint_path.is_file()
     start_epoch = trainer.resume() if resuming else 1
-    try:
-        trainer.fit(start_epoch)
-    except KeyboardInterrupt:
-        raise KeyboardInterrupt(interrupted_message(trainer, options)) from None
+
+    def announce_stopping() -> None:
+        if context.is_main:
+            tqdm.write(stopping_message(name), file=sys.stderr)
+
+    with announced_interrupts(announce_stopping):
+        try:
+            trainer.fit(start_epoch)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(interrupted_message(trainer, options)) from None
     report = trainer.test()
     history = trainer.history
     if context.is_main:
@@ -129,6 +138,12 @@ def train_model(
         report["intervals"],
     )
     return {"history": history, "test": report, "summary": summary}
+
+
+def stopping_message(name: str) -> str:
+    """Said the moment Ctrl-C arrives: the run stops only when the native call running now returns."""
+    return (f"stopping: waiting for {name}'s running computation to return (one training step can take minutes "
+            "on a CPU); the epoch in progress is dropped")
 
 
 def interrupted_message(trainer: ModelTrainer, options: TrainingOptions) -> str:
@@ -173,11 +188,13 @@ def train(**keywords) -> dict[str, dict]:
     context = detect_distributed()
     device = device_for_process(resolve_device(options.device), context)
     check_cache_fits(cache, options.batch_size, context)
+    # Read before anything is fetched: a resumed run's recorded --no-pretrained or --weights must not download.
+    options_by_model = {name: options_for_model(name, options, keywords) for name in names}
     if context.is_main:
         check_output_folder(out, "--out")
-        for name in names:
-            if options.weights is None and not starts_from_scratch(name, options.pretrained):
-                fetch_pretrained_weights(name, options.pretrained)
+        for name, model_options in options_by_model.items():
+            if model_options.weights is None and not starts_from_scratch(name, model_options.pretrained):
+                fetch_pretrained_weights(name, model_options.pretrained)
     if options.sync_batchnorm and context.enabled and device.type != "cuda":
         raise ClothVisionError(
             "--sync-batchnorm needs CUDA devices (SyncBatchNorm has no CPU kernel): drop it or run on GPUs"
@@ -190,8 +207,7 @@ def train(**keywords) -> dict[str, dict]:
     results = {}
     try:
         with process_group(context, device, options.dist_timeout):
-            for name in names:
-                model_options = options_for_model(name, options, keywords)
+            for name, model_options in options_by_model.items():
                 results[name] = train_model(cache, device, context, model_options, show_plots)
     except dist.DistError as error:
         raise ClothVisionError(

@@ -15,7 +15,8 @@ def error_reason(error: BaseException) -> str:
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
-    """Run a script's main(); a ClothVisionError (or an OSError) becomes 'error: ...' on stderr and exit code 2."""
+    """Run a script's main(); a ClothVisionError (or an OSError) becomes 'error: ...' on stderr and exit code 2,
+    a Ctrl-C 'error: interrupted' (with what the command saved, when it says) and exit code 130."""
     try:
         main(argv)
     except ClothVisionError as error:

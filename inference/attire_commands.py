@@ -24,7 +24,7 @@ from inference.attire_figures import draw_contact_sheet, draw_description_figure
 from inference.image_tags import garment_group_of_class, photo_tags
 from inference.predictor import SegmentationPredictor
 from inference.provenance import check_same_checkpoint
-from inference.search import parse_query, rank
+from inference.search import no_match_message, parse_query, rank
 from inference.tag_scores import score_tags, tag_score_table
 
 DESCRIPTION_FILE_SUFFIXES = (".json", ".jsonl")
@@ -135,6 +135,9 @@ def run_find(args: argparse.Namespace, input_path: Path, sources: Sources) -> No
         if skipped:
             print(skipped_summary(skipped))
     matches = rank(descriptions, terms)[: args.top]
+    if all(match.score == 0 for match in matches):
+        print(no_match_message(terms, descriptions) + ("; no contact sheet drawn" if args.save else ""))
+        return
     print(f"The {len(matches)} best of {len(descriptions)} photos for \"{', '.join(map(str, terms))}\":")
     for position, match in enumerate(matches, start=1):
         print(f"{position:>3}. {match.description.image}  {match.score:.2f}  {match.description.text()}")

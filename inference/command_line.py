@@ -72,7 +72,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                              "'0004.jpg: grey coat, white pants, red shoes' (default: off)")
     parser.add_argument("--find", default=None, metavar="QUERY",
                         help="rank the photos by how well they match QUERY, comma-separated terms of an "
-                             "optional colour and a garment class or group: 'grey coat, red footwear' "
+                             "optional colour and a garment class or group: 'grey coat, red footwear'; when no "
+                             "photo matches at all, the garments they show nearest to each term are named "
                              "(default: none)")
     parser.add_argument("--score-tags", action="store_true",
                         help="with --describe: score the garments found in each dataset photo against its tags "

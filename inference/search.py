@@ -13,11 +13,12 @@ means the group). A term scores against a photo's best-matching garment:
 
 A term's score is kind × colour of its best garment, a photo's score the mean over the terms (1 = every term
 matched exactly). Photos with equal scores rank by the share of the person their matching garments cover
-(bigger garments are seen more surely), then by name.
+(bigger garments are seen more surely), then by name. When every photo scores 0, no_match_message says so and
+names the garments the photos do show that come nearest to each term.
 """
 
 from dataclasses import dataclass
-from difflib import get_close_matches
+from difflib import SequenceMatcher, get_close_matches
 
 import numpy as np
 
@@ -35,6 +36,8 @@ COLOUR_SPELLINGS = {"gray": "grey"}
 # How alike a misspelt word and a valid one must be (difflib's ratio) to be suggested: 'gery' and 'grey' are
 # 0.75 alike, while 'cloak' and 'coat' (0.67) are different words, not a slip of the keyboard.
 SUGGESTION_CUTOFF = 0.75
+# How many of the garments the photos show are offered for a term that no photo matches.
+NEAREST_GARMENTS_SHOWN = 3
 # Garment words people type that the CCP classes name otherwise.
 GARMENT_SYNONYMS = {"trousers": "pants", "slacks": "pants", "tee": "t-shirt", "tshirt": "t-shirt",
                     "trainers": "sneakers", "handbag": "bag"}
@@ -137,3 +140,28 @@ def rank(descriptions: list[PhotoDescription], terms: list[Term]) -> list[Match]
         matches.append(Match(description, sum(score for score, _ in scores) / len(terms),
                              sum(share for _, share in scores)))
     return sorted(matches, key=lambda match: (-match.score, -match.matched_share, match.description.image))
+
+
+def nearest_garments(term: Term, descriptions: list[PhotoDescription]) -> list[str]:
+    """The garments the photos show ('white boots') nearest to a term: the named kind, then its group, then the
+    colour credit, then the most alike spelling."""
+    shown = {(garment.colour, garment.name): garment
+             for description in descriptions for garment in description.garments}
+
+    def nearness(garment: Garment) -> tuple:
+        spelling = SequenceMatcher(None, term.garment, garment.name).ratio()
+        return (-kind_credit(term, garment), -colour_credit(term, garment), -spelling, garment.colour, garment.name)
+
+    nearest = sorted(shown.values(), key=nearness)[:NEAREST_GARMENTS_SHOWN]
+    return [f"{garment.colour} {garment.name}" for garment in nearest]
+
+
+def no_match_message(terms: list[Term], descriptions: list[PhotoDescription]) -> str:
+    """What to say when every photo scores 0: no photo matches, and the nearest garments the photos show."""
+    query = ", ".join(map(str, terms))
+    advice = "; ".join(
+        f"for '{term}' the nearest they show: " + ", ".join(f"'{garment}'" for garment in nearest)
+        if (nearest := nearest_garments(term, descriptions)) else f"they show no garment to match '{term}'"
+        for term in terms
+    )
+    return f'No photo of the {len(descriptions)} matches "{query}": {advice}'

@@ -99,6 +99,26 @@ def test_find_ranks_a_descriptions_file_without_rerunning_anything(ccp_synthetic
     assert sheet.read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_find_says_when_no_photo_matches_and_names_the_nearest_garments(ccp_synthetic, tmp_path, capsys):
+    json_file = tmp_path / "descriptions.jsonl"
+    run_cli(img_test.main, [str(ccp_synthetic / "photos"), "--describe", "--use-labels", "--json", str(json_file)])
+    capsys.readouterr()
+    records = [json.loads(line) for line in json_file.read_text().splitlines()]
+    barefoot = [record for record in records if all(garment["group"] != "footwear" for garment in record["garments"])]
+    assert 0 < len(barefoot) < len(records)
+    json_file.write_text("".join(json.dumps(record) + "\n" for record in barefoot))
+    sheet = tmp_path / "sheet.png"
+    assert run_cli(img_test.main, [str(json_file), "--find", "boots", "--save", str(sheet)]) == 0
+    [line] = printed_lines(capsys)
+    prefix = f"No photo of the {len(barefoot)} matches \"boots\": for 'boots' the nearest they show: "
+    suffix = "; no contact sheet drawn"
+    assert line.startswith(prefix) and line.endswith(suffix)
+    shown = {f"'{garment['colour']} {garment['name']}'" for record in barefoot for garment in record["garments"]}
+    offered = line[len(prefix):-len(suffix)].split(", ")
+    assert len(offered) == 3 and set(offered) <= shown
+    assert not sheet.exists()
+
+
 def test_find_describes_a_folder_once_and_writes_the_descriptions(ccp_synthetic, tmp_path, capsys):
     json_file = tmp_path / "descriptions.jsonl"
     assert run_cli(img_test.main, [str(ccp_synthetic / "photos"), "--find", "footwear", "--use-labels",

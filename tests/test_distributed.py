@@ -6,13 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from training_runs import (
+    HANG_GUARD_SECONDS,
+    PAUSED_TRAINING_SCRIPT,
     REPO_ROOT,
     TINY_RUN_FLAGS,
+    LineReader,
     build_cache,
     script_environment,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
@@ -24,19 +26,16 @@ from trainers.distributed import SINGLE_PROCESS, DistributedContext, detect_dist
 from trainers.evaluation import evaluate_checkpoint
 
 PROCESSES = 2
-# torchrun's agent notices a dead worker within its monitor interval and stops the others; 60 s leaves
-# room for a loaded machine.
-DEAD_RANK_DEADLINE_SECONDS = 60
 
 
-def torchrun_command(*arguments: str) -> list[str]:
+def torchrun_command(*arguments: str, script: Path = REPO_ROOT / "train.py") -> list[str]:
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={PROCESSES}",
-        str(REPO_ROOT / "train.py"),
+        str(script),
         *TINY_RUN_FLAGS,
         "--batch-size",
         "2",
@@ -119,22 +118,23 @@ def test_torchrun_trains_resumes_and_ends_when_a_rank_dies(tmp_path):
     assert single_test["confusion_matrix"] == report["confusion_matrix"]
     assert single_test["intervals"] == report["intervals"]
 
-    # Resume the run under torchrun for many more epochs, and kill rank 1 once an epoch more is saved.
+    # Resume the run under torchrun for many more epochs; rank 1 pauses before epoch 3 until it is killed, so the
+    # job is killed at that point however fast the machine (rank 0 waits in epoch 3's first collective, for
+    # longer than the test's guard). torchrun's agent then stops rank 0; the guard only ends a test that hangs.
     launcher = subprocess.Popen(
-        torchrun_command(*common, "--epochs", "500", "--resume"),
-        env=script_environment(),
+        torchrun_command(*common, "--epochs", "500", "--resume", "--dist-timeout", str(10 * HANG_GUARD_SECONDS),
+                         script=PAUSED_TRAINING_SCRIPT),
+        env={**script_environment(), "PAUSE_BEFORE_EPOCH": "3", "PAUSE_RANK": "1"},
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while len(history_rows(out / "unet.csv")) < 2 and launcher.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+    output, errors = LineReader(launcher.stdout), LineReader(launcher.stderr)
+    output.wait_for("paused before epoch 3")
+    output.wait_for("unet epoch 2/500:")  # rank 0, after the epoch both ranks finished
     os.kill(worker_with_rank(launcher.pid, 1), signal.SIGKILL)
-    killed = time.monotonic()
-    output, errors = launcher.communicate(timeout=DEAD_RANK_DEADLINE_SECONDS)
-    assert time.monotonic() - killed < DEAD_RANK_DEADLINE_SECONDS
-    assert launcher.returncode != 0
-    assert "resuming after epoch 1" in output and "unet epoch 2/500:" in output
-    assert "rank      : 1" in errors and "SIGKILL" in errors
+    assert launcher.wait(timeout=HANG_GUARD_SECONDS) != 0
+    printed, error_lines = "\n".join(output.seen + output.rest()), "\n".join(errors.rest())
+    assert "resuming after epoch 1" in printed and "unet epoch 3/500:" not in printed
+    assert "rank      : 1" in error_lines and "SIGKILL" in error_lines

@@ -1,5 +1,7 @@
 """`python train.py --evaluate CHECKPOINT`: the test report of a saved checkpoint, with intervals, as JSON."""
 
+import functools
+import io
 import json
 
 import pytest
@@ -11,6 +13,7 @@ from training_runs import (
 
 from helpers.errors import run_cli
 from train import main
+from trainers import evaluate_command, scoring
 from trainers.report import read_image_confusion
 
 
@@ -56,6 +59,44 @@ def test_evaluate_refuses_training_flags_and_a_folder_as_out(trained, capsys, ar
     assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir), *arguments]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and message in errors[0]
+
+
+class Terminal(io.StringIO):
+    """Where tqdm draws its bar as on a terminal (it hides the bar from files and pipes)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("flags", "bar_shown"), [([], True), (["--no-progress"], False)])
+def test_evaluate_shows_a_progress_bar_over_the_batches_unless_no_progress(trained, tmp_path, monkeypatch, flags,
+                                                                           bar_shown):
+    cache_dir, results = trained
+    terminal = Terminal()
+    monkeypatch.setattr(scoring, "tqdm", functools.partial(scoring.tqdm, file=terminal))
+    assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir), "--device", "cpu",
+                          "--batch-size", "1", "--out", str(tmp_path / "report.json"), *flags]) == 0
+    test_images = json.loads((tmp_path / "report.json").read_text())["num_images"]
+    assert test_images > 1
+    # The bar is drawn when it starts, with one step per batch of one image.
+    assert ("unet test:   0%" in terminal.getvalue() and f" 0/{test_images} " in terminal.getvalue()) == bar_shown
+
+
+def test_evaluate_refuses_an_unwritable_out_before_scoring_anything(trained, tmp_path, monkeypatch, capsys):
+    cache_dir, results = trained
+
+    def scored(*arguments, **keywords):
+        raise AssertionError("the checkpoint was scored before --out was checked")
+
+    monkeypatch.setattr(evaluate_command, "evaluate_checkpoint", scored)
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("a file, not a folder")
+    out = not_a_folder / "report.json"
+    assert run_cli(main, ["--evaluate", str(results / "unet.pt"), "--data", str(cache_dir),
+                          "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {out}: {not_a_folder} is a file, not a folder, so nothing can be written under it: "
+        "choose a path in a folder"]
 
 
 def test_evaluating_something_that_is_no_checkpoint_is_one_line(trained, tmp_path, capsys):

@@ -3,14 +3,23 @@
 import json
 import signal
 import subprocess
-import time
 
 import torch
-from training_runs import build_cache, one_torch_thread, run_train, script_environment, train_script_command
+from training_runs import (
+    HANG_GUARD_SECONDS,
+    PAUSED_TRAINING_SCRIPT,
+    LineReader,
+    build_cache,
+    one_torch_thread,
+    run_train,
+    script_environment,
+    train_script_command,
+)
 
 import train as train_script
 from helpers.checkpoint import load_checkpoint, state_dict_digest
 from helpers.errors import run_cli
+from models import deeplabv3
 from trainers import ModelTrainer
 
 EPOCHS = 4
@@ -20,18 +29,18 @@ def without_timings(history: list[dict]) -> list[dict]:
     return [{key: value for key, value in row.items() if key != "seconds"} for row in history]
 
 
-def kill_after_first_checkpoint(command: list[str], last_checkpoint) -> int:
-    """Start a training script, SIGKILL it as soon as its first last-epoch checkpoint exists, return that
-    checkpoint's epoch."""
+def kill_paused_before_epoch_two(arguments: list[str], last_checkpoint) -> int:
+    """Start a training run that pauses before epoch 2, SIGKILL it there, return its last checkpoint's epoch.
+
+    The run waits at that point until it is killed: it cannot have finished, however slow the machine."""
     process = subprocess.Popen(
-        command, env=script_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        train_script_command(*arguments, script=PAUSED_TRAINING_SCRIPT),
+        env={**script_environment(), "PAUSE_BEFORE_EPOCH": "2"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    deadline = time.monotonic() + 300
-    while not last_checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    LineReader(process.stdout).wait_for("paused before epoch 2")
     process.kill()
-    _, errors = process.communicate()
-    assert process.returncode == -signal.SIGKILL, f"the run ended before it was killed: {errors[-2000:]}"
+    assert process.wait(timeout=HANG_GUARD_SECONDS) == -signal.SIGKILL
     return load_checkpoint(last_checkpoint)["epoch"]
 
 
@@ -40,11 +49,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     whole = run_train(model="unet", data=cache_dir, out=tmp_path / "whole", epochs=EPOCHS)["unet"]
 
     out = tmp_path / "interrupted"
-    command = train_script_command(
-        "--model", "unet", "--data", str(cache_dir), "--out", str(out), "--epochs", str(EPOCHS)
-    )
-    killed_at = kill_after_first_checkpoint(command, out / "unet_last.pt")
-    assert 1 <= killed_at < EPOCHS
+    arguments = ["--model", "unet", "--data", str(cache_dir), "--out", str(out), "--epochs", str(EPOCHS)]
+    assert kill_paused_before_epoch_two(arguments, out / "unet_last.pt") == 1
     resumed = run_train(model="unet", data=cache_dir, out=out, epochs=EPOCHS, resume=True)["unet"]
 
     assert len(resumed["history"]) == EPOCHS
@@ -112,3 +118,46 @@ def test_ctrl_c_says_which_epoch_is_saved_and_how_to_continue(tmp_path, monkeypa
         f"`python train.py --model unet --data {cache_dir} --out {out} --resume`"
     ]
     assert load_checkpoint(out / "unet_last.pt")["epoch"] == 1
+
+
+def test_ctrl_c_inside_a_long_native_call_is_announced_at_once_then_the_run_stops(tmp_path):
+    cache_dir = build_cache(tmp_path)
+    out = tmp_path / "results"
+    process = subprocess.Popen(
+        train_script_command("--model", "unet", "--data", str(cache_dir), "--out", str(out), "--epochs", "3",
+                             "--no-progress", script=PAUSED_TRAINING_SCRIPT),
+        env={**script_environment(), "PAUSE_BEFORE_EPOCH": "2"},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    output, errors = LineReader(process.stdout), LineReader(process.stderr)
+    output.wait_for("paused before epoch 2")
+    process.send_signal(signal.SIGINT)
+    # The run sits in a native call that returns only when told to: the announcement can only come from the
+    # signal itself, not from Python noticing it afterwards.
+    assert errors.wait_for("stopping") == (
+        "stopping: waiting for unet's running computation to return (one training step can take minutes on a "
+        "CPU); the epoch in progress is dropped")
+    process.stdin.write("continue\n")
+    process.stdin.flush()
+    assert process.wait(timeout=HANG_GUARD_SECONDS) == 130
+    assert errors.rest() == [
+        f"error: interrupted: unet epoch 1 is saved in {out / 'unet_last.pt'}; continue with "
+        f"`python train.py --model unet --data {cache_dir} --out {out} --resume`"
+    ]
+
+
+def test_resuming_a_no_pretrained_deeplabv3_run_downloads_nothing(tmp_path, monkeypatch):
+    cache_dir = build_cache(tmp_path)
+    out = tmp_path / "results"
+    run_train(model="mobilenetv3", data=cache_dir, out=out, epochs=1, pretrained="none")
+
+    def no_network(weights, description):
+        raise AssertionError(f"tried to download the {description} weights")
+
+    monkeypatch.setattr(deeplabv3, "download_state_dict", no_network)
+    with one_torch_thread():
+        # The exact command an interrupted run prints: --no-pretrained is not repeated.
+        resumed = train_script.main(["--model", "mobilenetv3", "--data", str(cache_dir), "--out", str(out),
+                                     "--resume", "--device", "cpu", "--no-show", "--no-progress"])
+    assert [row["epoch"] for row in resumed["mobilenetv3"]["history"]] == [1]
+    assert json.loads((out / "mobilenetv3_config.json").read_text())["options"]["pretrained"] == "none"

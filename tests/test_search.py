@@ -8,7 +8,7 @@ import pytest
 from helpers.colour_space import srgb_to_lab
 from helpers.errors import ClothVisionError
 from inference.attire import Garment, LabelSource, PhotoDescription, describe_files
-from inference.search import Term, parse_query, rank, term_score
+from inference.search import Term, no_match_message, parse_query, rank, term_score
 
 SEARCHED_PHOTOS = 30
 REQUIRED_TOP3_RATE = 0.8
@@ -115,3 +115,17 @@ def test_a_slip_of_the_keyboard_gets_the_nearest_word_instead_of_the_whole_list(
 def test_everyday_garment_words_are_read_as_the_ccp_classes():
     assert parse_query("grey trousers, white tee, trainers") == [
         Term("grey", "pants", "bottoms"), Term("white", "t-shirt", "tops"), Term(None, "sneakers", "footwear")]
+
+
+def test_when_no_photo_matches_the_message_says_so_and_names_the_nearest_garments_shown():
+    photos = [photo("a", GREY_JACKET, RED_SHOES), photo("b", RED_BOOTS)]
+    # No kind matches: grey is the colour nearest white, then the spelling nearest 'dress' ('shoes').
+    terms = parse_query("white dress, hat")
+    assert {match.score for match in rank(photos, terms)} == {0.0}
+    assert no_match_message(terms, photos) == (
+        "No photo of the 2 matches \"white dress, hat\": for 'white dress' the nearest they show: "
+        "'grey jacket', 'red shoes', 'red boots'; for 'hat' the nearest they show: "
+        "'grey jacket', 'red boots', 'red shoes'")
+    assert no_match_message(terms, [photo("c")]) == (
+        "No photo of the 1 matches \"white dress, hat\": they show no garment to match 'white dress'; "
+        "they show no garment to match 'hat'")

@@ -1,7 +1,9 @@
 """Tiny caches and quick train.py runs shared by the training tests."""
 
 import os
+import queue
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,5 +72,50 @@ def script_environment() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 
-def train_script_command(*arguments: str) -> list[str]:
-    return [sys.executable, str(REPO_ROOT / "train.py"), *TINY_RUN_FLAGS, *arguments]
+def train_script_command(*arguments: str, script: Path = REPO_ROOT / "train.py") -> list[str]:
+    return [sys.executable, str(script), *TINY_RUN_FLAGS, *arguments]
+
+
+# Started as a script: train.py stopped before a given epoch (see its docstring).
+PAUSED_TRAINING_SCRIPT = REPO_ROOT / "tests" / "paused_training.py"
+# Tests that stop a run wait for an event (a line it prints), never for a time: this only ends a hung test.
+HANG_GUARD_SECONDS = 300
+
+
+class LineReader:
+    """A process's output stream, read line by line in a thread so that a test can wait for one line."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, fragment: str) -> str:
+        """The first line that contains fragment, read already or waited for; fails when the stream ends first."""
+        for line in self.seen:
+            if fragment in line:
+                return line
+        while True:
+            try:
+                line = self.lines.get(timeout=HANG_GUARD_SECONDS)
+            except queue.Empty:
+                raise AssertionError(
+                    f"no line with {fragment!r} in {HANG_GUARD_SECONDS} s: {self.seen[-20:]}") from None
+            if line is None:
+                raise AssertionError(f"the output ended without a line with {fragment!r}: {self.seen[-20:]}")
+            self.seen.append(line)
+            if fragment in line:
+                return line
+
+    def rest(self) -> list[str]:
+        """Every line still to come, once the process has ended."""
+        remaining = []
+        while (line := self.lines.get(timeout=HANG_GUARD_SECONDS)) is not None:
+            remaining.append(line)
+        self.seen.extend(remaining)
+        return remaining

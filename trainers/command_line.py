@@ -53,7 +53,8 @@ def get_args_parser(description: str = "", add_help: bool = True) -> argparse.Ar
     add_option_arguments(parser)
     command = parser.add_argument_group(
         "evaluation command", "score a saved checkpoint instead of training (torchvision's --test-only); it reads "
-        "--data, --tta, --precision, --device and --batch-size, and --out names the report's JSON file"
+        "--data, --tta, --precision, --device, --batch-size and --no-progress, and --out names the report's JSON "
+        "file"
     )
     command.add_argument("--evaluate", metavar="CHECKPOINT", default=None,
                          help="evaluate this checkpoint (.pt written by train.py) and exit (default: train)")

@@ -1,10 +1,13 @@
 """`python train.py --evaluate CHECKPOINT`: score a saved checkpoint on its own val or test split as the test
 report does (annotations' own size, 95 % intervals, the training size beside), print it and write the
-report JSON. Builds no optimizer and moves only the scored split to the device."""
+report JSON. An --out that cannot be written is refused before any scoring; a progress bar follows the split's
+batches, as in training (--no-progress hides it). Builds no optimizer and moves only the scored split to the
+device."""
 
 from pathlib import Path
 
 from helpers.errors import ClothVisionError
+from helpers.output_paths import check_output_file
 from trainers.evaluation import evaluate_checkpoint
 from trainers.options import TrainingOptions
 from trainers.report import describe_report, write_test_report
@@ -32,6 +35,7 @@ def run_evaluate_command(checkpoint: str, given: dict) -> dict:
     out = Path(given["out"]) if "out" in given else default_report_path(Path(checkpoint), split, tta)
     if out.is_dir():
         raise ClothVisionError(f"--out {out} is a folder: with --evaluate, --out names the report's .json file")
+    check_output_file(out, "--out")  # before the minutes of scoring, not at the first write after them
     report = evaluate_checkpoint(
         checkpoint,
         given.get("data", defaults.data),
@@ -40,6 +44,7 @@ def run_evaluate_command(checkpoint: str, given: dict) -> dict:
         batch_size=given.get("batch_size", defaults.batch_size),
         precision=given.get("precision", defaults.precision),
         tta=tta,
+        show_progress=given.get("show_progress", defaults.show_progress),
     )
     image_ids, image_confusion = report.pop("image_ids"), report.pop("image_confusion")
     write_test_report(report, image_ids, image_confusion, out)

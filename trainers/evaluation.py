@@ -71,13 +71,15 @@ def evaluate_checkpoint(
     batch_size: int = DEFAULTS.batch_size,
     precision: str = DEFAULTS.precision,
     tta: str = DEFAULTS.tta,
+    show_progress: bool = False,
 ) -> dict:
     """The report of a saved checkpoint on one split ('val' or 'test'), in one process, in the form of
     <model>_test.json: metrics at the annotations' own size with 95 % intervals, 'at_training_size' beside
     them (with the loss), 'image_ids' and 'image_confusion', the per-image confusion matrices in split order.
 
     The split is the checkpoint's own (its recorded image ids), taken from the cache in `data` whatever
-    that cache's split; a cache at another image size or without those images is refused.
+    that cache's split; a cache at another image size or without those images is refused. show_progress
+    shows a progress bar over the split's batches.
     """
     checkpoint = load_checkpoint(checkpoint_path)
     cache = load_cache(data)
@@ -94,7 +96,8 @@ def evaluate_checkpoint(
     loader = DeviceBatchLoader(cache, split, batch_size, target)
     metrics = evaluate_at_native_size(model, loader, cache.native_labels(split), chosen_precision,
                                       garment_groups_for(cache.class_names),
-                                      None if weights is None else weights.to(target), tta)
+                                      None if weights is None else weights.to(target), tta,
+                                      f"{checkpoint['model_name']} {split}" if show_progress else None)
     provenance = {"model_name": checkpoint["model_name"], "checkpoint": str(checkpoint_path),
                   "best_epoch": checkpoint["epoch"], "precision": chosen_precision.name}
     report = build_test_report(provenance, split, loader.ids, metrics)

@@ -213,7 +213,7 @@ class TrainingOptions:
         True, "never open figure windows; by default they open at the end when a display exists", "output",
         flag="--no-show", resume="never",
     )
-    show_progress: bool = option(True, "no progress bars while training", "output",
+    show_progress: bool = option(True, "no progress bars while training or evaluating", "output",
                                  flag="--no-progress", resume="never")
 
 

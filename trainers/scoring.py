@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from dataset import IGNORE_INDEX, DeviceBatchLoader
 from evaluation.bootstrap import bootstrap_intervals, image_statistics
@@ -37,10 +38,12 @@ def evaluate(
     class_weights: torch.Tensor | None = None,
     tta: str = "none",
     each_batch: Callable[[torch.Tensor], None] | None = None,
+    progress: str | None = None,
 ) -> dict:
     """Loss and confusion-matrix metrics of `model` over the loader's whole split (all ranks' shares
     together under torchrun), per class and per garment group; each_batch(logits) sees every batch's float32
-    logits (after the test-time augmentation tta), in the loader's order.
+    logits (after the test-time augmentation tta), in the loader's order. A progress label shows a progress
+    bar over the batches under it, as training's (on a terminal).
 
     The loss is sum(weight × pixel loss) / sum(weight) over every pixel of the split, the weighted mean that
     CrossEntropyLoss takes over a batch, so it does not depend on the batch size.
@@ -53,7 +56,9 @@ def evaluate(
     # no_grad rather than inference_mode: tensors a compiled graph caches under inference_mode could
     # not be used by the training graph afterwards.
     with torch.no_grad():
-        for images, labels in loader:
+        batches = tqdm(loader, total=len(loader), desc=progress, leave=False, dynamic_ncols=True,
+                       disable=None if progress else True)
+        for images, labels in batches:
             with precision.autocast():
                 logits = augmented_logits(lambda batch: model(precision.place(batch, device)), images, tta).float()
             totals += torch.stack(
@@ -99,6 +104,7 @@ def evaluate_at_native_size(
     garment_groups: GarmentGroups,
     class_weights: torch.Tensor | None = None,
     tta: str = "none",
+    progress: str | None = None,
 ) -> dict:
     """The test report's metrics: at the annotations' own size (the headline), with intervals, and
     'at_training_size' (with the loss) from the same logits. 'image_confusion' holds the N×K×K per-image
@@ -115,7 +121,7 @@ def evaluate_at_native_size(
             per_image[position] = image_confusion(upsampled_argmax(image_logits, *label.shape), label, num_classes)
 
     at_training_size = evaluate(model, loader, precision, garment_groups, class_weights, tta,
-                                score_each_image_natively)
+                                score_each_image_natively, progress)
     per_image = all_reduce_sum(torch.from_numpy(per_image).to(device)).cpu().numpy()
     report = scored_metrics(torch.from_numpy(per_image.sum(axis=0)), loader.class_names, garment_groups)
     training_size = scored_metrics(at_training_size["confusion_matrix"], loader.class_names, garment_groups)
