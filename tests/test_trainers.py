@@ -11,10 +11,11 @@ from training_runs import (
 )
 
 from dataset import IGNORE_INDEX, load_cache
+from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.metrics import correct_pixels
-from trainers.options import class_weights_from_counts
+from trainers.options import check_option_values, class_weights_from_counts
 
 
 def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:
@@ -37,6 +38,20 @@ def test_inverse_log_frequency_weights():
     expected = [1 / math.log(1.02 + 0.7), 1 / math.log(1.02 + 0.2), 1 / math.log(1.02 + 0.1), 0.0]
     assert weights.tolist() == pytest.approx(expected, rel=1e-6)
     assert class_weights_from_counts([70, 20, 10, 0], "none") is None
+
+
+def test_a_larger_class_weight_offset_gives_rare_classes_smaller_weights(cache_dir):
+    weights = class_weights_from_counts([70, 20, 10, 0], "inverse-log-freq", offset=1.2)
+    expected = [1 / math.log(1.2 + 0.7), 1 / math.log(1.2 + 0.2), 1 / math.log(1.2 + 0.1), 0.0]
+    assert weights.tolist() == pytest.approx(expected, rel=1e-6)
+    counts = load_cache(cache_dir).meta["train_class_pixel_counts"]
+    default = make_trainer("unet", cache_dir, class_weights="inverse-log-freq").class_weights
+    assert torch.equal(default, class_weights_from_counts(counts, "inverse-log-freq", offset=1.02))
+    capped = make_trainer("unet", cache_dir, class_weights="inverse-log-freq", class_weight_offset=1.2).class_weights
+    assert torch.equal(capped, class_weights_from_counts(counts, "inverse-log-freq", offset=1.2))
+    assert capped.max() < default.max()
+    with pytest.raises(ClothVisionError, match="--class-weight-offset 1: use an offset above 1"):
+        check_option_values(TrainingOptions(class_weight_offset=1.0))
 
 
 def test_correct_pixels_counts_where_the_true_class_scores_highest():

@@ -136,7 +136,8 @@ class ModelTrainer:
         self.optimizer = torch.optim.Adam(self.parameter_groups())
         self.schedule = build_schedule(self.optimizer, options.lr_schedule, options.warmup_epochs, options.epochs)
         self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
-        weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], options.class_weights)
+        weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], options.class_weights,
+                                            options.class_weight_offset)
         self.class_weights = None if weights is None else weights.to(device)
         self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
         self.loaders = {

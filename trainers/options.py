@@ -22,8 +22,9 @@ from trainers.losses import LOSS_CHOICES
 from trainers.schedules import LR_SCHEDULE_CHOICES
 
 CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
-# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
-# class covering every pixel and 50.5 for a very rare one.
+# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(c + share of train pixels). ENet's c = 1.02 gives
+# weights between 1.4 for a class covering every pixel and 50.5 for a very rare one; a larger c caps them
+# (c = 1.2: at most 5.5), which trades less pixel accuracy for rare classes.
 LOG_FREQUENCY_OFFSET = 1.02
 # The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
 OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "evaluation", "distributed", "output")
@@ -121,9 +122,18 @@ class TrainingOptions:
     )
     class_weights: str = option(
         "none",
-        "loss weight per class: inverse-log-freq gives 1/ln(1.02 + train pixel share), so rare garments count more",
+        "loss weight per class: inverse-log-freq gives 1/ln(C + train pixel share), C the --class-weight-offset, so "
+        "rare garments count more",
         "optimisation",
         choices=CLASS_WEIGHT_CHOICES,
+    )
+    class_weight_offset: float = option(
+        LOG_FREQUENCY_OFFSET,
+        f"C of inverse-log-freq's 1/ln(C + p) (ENet's {LOG_FREQUENCY_OFFSET:g}: weights up to 50; a larger C "
+        "gives smaller weights to rare classes, e.g. 1.2: up to 5.5)",
+        "optimisation",
+        check=lambda value: value > 1, requirement="use an offset above 1 (at 1 or below a weight is infinite or "
+        "negative)",
     )
     patience: int = option(7, "early stopping: stop after this many epochs without val loss improvement",
                            "optimisation")
@@ -295,8 +305,9 @@ def check_option_values(options: TrainingOptions) -> None:
             raise ClothVisionError(f"{flag_of(option_field)} {display}: {metadata['requirement']}")
 
 
-def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Tensor | None:
-    """Per-class loss weights; None means unweighted.
+def class_weights_from_counts(pixel_counts: list[int], scheme: str,
+                              offset: float = LOG_FREQUENCY_OFFSET) -> torch.Tensor | None:
+    """Per-class loss weights; None means unweighted; offset is inverse-log-freq's C in 1/ln(C + share).
 
     Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
     would only add a term that grows as the model grows confident about everything else.
@@ -306,5 +317,5 @@ def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Ten
     if scheme != "inverse-log-freq":
         raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
     counts = torch.tensor(pixel_counts, dtype=torch.float64)
-    weights = 1.0 / torch.log(LOG_FREQUENCY_OFFSET + counts / counts.sum())
+    weights = 1.0 / torch.log(offset + counts / counts.sum())
     return torch.where(counts > 0, weights, 0.0).float()
