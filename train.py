@@ -9,8 +9,8 @@ For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last
 --resume), <model>.csv (history), <model>.png (curves) and <model>_test.json (best checkpoint on the test
 split, at the annotations' own size with 95 % intervals), <model>_config.json (every option, to repeat the run
 with --config); with several models also comparison.png and summary.md. Adam; the learning rate decays per
-batch to zero (--lr-schedule poly, or cosine, or plateau: tenfold after 3 epochs without val-loss
-improvement); early stopping after --patience epochs without val-loss improvement.
+batch to zero (--lr-schedule poly, cosine or linear) or follows the val loss (plateau, the default: tenfold
+after 3 epochs without val-loss improvement); early stopping after --patience epochs without val-loss improvement.
 """
 
 import sys

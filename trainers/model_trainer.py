@@ -12,7 +12,7 @@ Choices worth knowing:
 - A split's loss is sum(weight × pixel loss) / sum(weight) over all its pixels, the weighted mean
   CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
 - A time limit cuts the epoch that reaches it (trainers.schedules.RunProgress): a time-limited run uses its
-  whole budget, and poly and cosine end at its last step.
+  whole budget, and poly, cosine and linear end at its last step.
 - Every rank seeds and draws identically, so rank 0's saved RNG state is every rank's and --resume is exact.
 - The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only run
   it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.

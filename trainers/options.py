@@ -147,15 +147,15 @@ class TrainingOptions:
     lr_schedule: str = option(
         "plateau",
         "learning rate over the run: plateau (divide by 10 after 3 epochs without val-loss improvement, the "
-        "original's); poly (× (1 − t)^0.9) or cosine (× ½(1 + cos πt)), stepped every batch, t the fraction of "
-        "training done (of the steps, or of --time-limit-minutes when that ends first)",
+        "original's); poly (× (1 − t)^0.9), cosine (× ½(1 + cos πt)) or linear (× (1 − t)), stepped every batch, t "
+        "the fraction of training done (of the steps, or of --time-limit-minutes when that ends first)",
         "optimisation",
         choices=LR_SCHEDULE_CHOICES,
         resume="match",
         reported=True,
     )
     warmup_epochs: float = option(
-        0.0, "poly and cosine: grow the rate linearly from 0 over this many first epochs", "optimisation",
+        0.0, "poly, cosine and linear: grow the rate linearly from 0 over this many first epochs", "optimisation",
         check=lambda value: value >= 0, requirement="use 0 (no warm-up) or more epochs",
     )
     loss: str = option(

@@ -5,6 +5,8 @@ validation, state_dict()/load_state_dict() for the checkpoint.
 
 - poly:   (1 − u)^0.9, the DeepLab / CE2P decay, stepped every batch
 - cosine: ½(1 + cos πu), the SCHP decay, stepped every batch
+- linear: 1 − u, stepped every batch: "Budgeted Training" (Li et al., ICLR 2020) found a linear decay to zero
+  at the budget's end the most robust schedule for a fixed budget
 - plateau: ReduceLROnPlateau on the val loss, the original project's; it ignores t and acts at end_epoch.
 
 Progress t runs from 0 (first batch) to 1 (end of training): RunProgress gives the fraction of the planned
@@ -13,7 +15,7 @@ used, so a time-limited run also ends at the decay's end point whatever the mach
 
 With a warm-up fraction w the rate first grows linearly from 0 to the base rate over t in [0, w] and then
 decays over the rest, u = (t − w) / (1 − w), so the multiplier is continuous and still ends at the decay's
-end point (0 for both).
+end point (0 for all three).
 """
 
 import math
@@ -23,7 +25,7 @@ import torch
 
 from trainers.distributed import value_of_rank_zero
 
-PROGRESS_SCHEDULES = ("poly", "cosine")
+PROGRESS_SCHEDULES = ("poly", "cosine", "linear")
 LR_SCHEDULE_CHOICES = ("plateau", *PROGRESS_SCHEDULES)
 POLY_POWER = 0.9
 PLATEAU_PATIENCE = 3
@@ -50,6 +52,8 @@ def lr_multiplier(kind: str, progress: float, warmup: float = 0.0) -> float:
     decayed = (progress - warmup) / (1.0 - warmup)
     if kind == "poly":
         return (1.0 - decayed) ** POLY_POWER
+    if kind == "linear":
+        return 1.0 - decayed
     return 0.5 * (1.0 + math.cos(math.pi * decayed))
 
 
