@@ -25,7 +25,7 @@ from helpers.devices import resolve_device
 from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
 from helpers.output_paths import check_output_folder
-from models import MODEL_REGISTRY, count_parameters, get_model, starts_from_scratch
+from models import MODEL_REGISTRY, count_parameters, get_model, model_kwargs_for, starts_from_scratch
 from models.deeplabv3 import fetch_pretrained_weights
 from trainers import ModelTrainer, TrainingOptions, trainer_class_for
 from trainers.command_line import parse_given_options
@@ -86,7 +86,7 @@ def train_model(
     # Seeded per model, so a model trained within --model all matches the same model trained alone.
     torch.manual_seed(options.seed)
     name, out = options.model, Path(options.out)
-    model_kwargs = {"base_width": options.unet_base_width} if name == "unet" else {}
+    model_kwargs = model_kwargs_for(name, options.unet_base_width, options.unet_stem)
     model = build_model(name, len(cache.class_names), options.pretrained, options.weights, model_kwargs, context)
     config = run_config(options, model_kwargs, cache.meta)
     trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config)

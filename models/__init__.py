@@ -112,6 +112,15 @@ def get_model(name: str, num_classes: int, pretrained: str = "none", weights_fil
     return model
 
 
+def model_kwargs_for(name: str, unet_base_width: int = DEFAULT_BASE_WIDTH, unet_stem: str = "full") -> dict:
+    """The constructor arguments of `name` that a checkpoint records: the U-net's width, and its stem only when
+    it is not the original's full-size one, so a full-stem run matches checkpoints written before the stem was
+    a choice (and --resume continues them); the DeepLabV3 models take none."""
+    if name != "unet":
+        return {}
+    return {"base_width": unet_base_width, **({} if unet_stem == "full" else {"stem": unet_stem})}
+
+
 def build_model_from_checkpoint(checkpoint: dict) -> nn.Module:
     """Rebuild the network from a checkpoint alone (no cache, no download) and load its weights."""
     model = get_model(checkpoint["model_name"], len(checkpoint["class_names"]), pretrained="none",

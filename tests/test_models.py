@@ -18,6 +18,7 @@ from models import (
     count_parameters,
     default_learning_rates,
     get_model,
+    model_kwargs_for,
 )
 from models.deeplabv3 import VARIANTS
 from models.unet import UNet
@@ -314,3 +315,9 @@ def test_unreadable_or_missing_weights_files_are_one_line_errors(tmp_path):
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(ClothVisionError, match="garbage.pt cannot be read"):
         get_model("unet", NUM_CLASSES, weights_file=garbage, base_width=2)
+
+
+def test_model_kwargs_name_the_stem_only_when_it_is_not_the_original_one():
+    assert model_kwargs_for("unet", 16) == {"base_width": 16}  # as every checkpoint before the stem recorded
+    assert model_kwargs_for("unet", 16, "stride2") == {"base_width": 16, "stem": "stride2"}
+    assert model_kwargs_for("mobilenetv3", 16, "stride2") == {}

@@ -11,6 +11,7 @@ from training_runs import (
 )
 
 from dataset import IGNORE_INDEX, load_cache
+from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
@@ -154,3 +155,10 @@ def test_ddp_wraps_once_per_set_of_trainable_parameters(cache_dir, monkeypatch):
     assert len(wrapped) == 2
     assert not any(name.startswith("backbone.") for name in wrapped[0])
     assert wrapped[1] == {name for name, _ in trainer.model.named_parameters()}
+
+
+def test_unet_stem_reaches_the_model_and_its_checkpoint(cache_dir, tmp_path):
+    run_train(model="unet", data=cache_dir, out=tmp_path, epochs=1, unet_stem="stride2")
+    checkpoint = load_checkpoint(tmp_path / "unet.pt")
+    assert checkpoint["model_kwargs"] == {"base_width": 4, "stem": "stride2"}
+    assert checkpoint["state_dict"]["stem.0.weight"].shape == (4, 3, 3, 3)

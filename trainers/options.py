@@ -17,7 +17,7 @@ from evaluation.test_time_augmentation import TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
-from models.unet import DEFAULT_BASE_WIDTH
+from models.unet import DEFAULT_BASE_WIDTH, STEM_CHOICES
 from trainers.losses import LOSS_CHOICES
 from trainers.schedules import LR_SCHEDULE_CHOICES
 
@@ -91,6 +91,13 @@ class TrainingOptions:
     unet_base_width: int = option(
         DEFAULT_BASE_WIDTH, "channels of the U-net's first block; later blocks double it", "model",
         check=positive, requirement="use a positive number of channels",
+    )
+    unet_stem: str = option(
+        "full",
+        "the U-net's first stage: full (the original's, at the input's size) or stride2 (a strided convolution "
+        "halves the input, every level runs at half size and the logits are upsampled: about a quarter of the FLOPs)",
+        "model",
+        choices=STEM_CHOICES,
     )
     # optimisation
     epochs: int = option(32, "maximum number of epochs", "optimisation",
