@@ -112,3 +112,24 @@ def test_ctrl_c_says_which_epoch_is_saved_and_how_to_continue(tmp_path, monkeypa
         f"`python train.py --model unet --data {cache_dir} --out {out} --resume`"
     ]
     assert load_checkpoint(out / "unet_last.pt")["epoch"] == 1
+
+
+def test_resume_with_a_weight_average_equals_an_uninterrupted_run(tmp_path):
+    cache_dir = build_cache(tmp_path)
+    options = {"model": "unet", "data": cache_dir, "ema_decay": 0.9, "augment": "full"}
+    whole = run_train(**options, out=tmp_path / "whole", epochs=2)["unet"]
+    run_train(**options, out=tmp_path / "resumed", epochs=1)
+    resumed = run_train(**options, out=tmp_path / "resumed", epochs=2, resume=True)["unet"]
+    assert without_timings(resumed["history"]) == without_timings(whole["history"])
+    assert resumed["test"]["state_dict_digest"] == whole["test"]["state_dict_digest"]
+    whole_last, resumed_last = (load_checkpoint(tmp_path / run / "unet_last.pt") for run in ("whole", "resumed"))
+    assert whole_last["weight_average_updates"] == resumed_last["weight_average_updates"] == 2 * 2  # 8 images / 4
+    for key in ("state_dict", "training_state_dict"):
+        for name, tensor in whole_last[key].items():
+            assert torch.equal(resumed_last[key][name], tensor), (key, name)
+    # The average, not the trained weights, is what the checkpoints serve and the test scored.
+    averaged, trained = whole_last["state_dict"], whole_last["training_state_dict"]
+    assert not torch.equal(averaged["classifier.weight"], trained["classifier.weight"])
+    best = load_checkpoint(tmp_path / "whole" / "unet.pt")
+    assert whole["test"]["state_dict_digest"] == state_dict_digest(best["state_dict"])
+    assert "training_state_dict" not in best

@@ -16,6 +16,7 @@ from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.metrics import correct_pixels
+from trainers.model_trainer import WeightAverage
 from trainers.options import check_option_values, class_weights_from_counts
 
 
@@ -162,3 +163,23 @@ def test_unet_stem_reaches_the_model_and_its_checkpoint(cache_dir, tmp_path):
     checkpoint = load_checkpoint(tmp_path / "unet.pt")
     assert checkpoint["model_kwargs"] == {"base_width": 4, "stem": "stride2"}
     assert checkpoint["state_dict"]["stem.0.weight"].shape == (4, 3, 3, 3)
+
+
+def test_the_weight_average_warms_its_decay_up_and_averages_batchnorm_statistics_too():
+    live = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1, bias=False), torch.nn.BatchNorm2d(1))
+    average = WeightAverage(live, decay=0.5)
+    with torch.no_grad():
+        live[0].weight.fill_(1.0)
+        average.model[0].weight.fill_(0.0)
+        live[1].running_mean.fill_(2.0)
+        live[1].num_batches_tracked.fill_(7)
+    average.update()  # decay min(0.5, 2 / 11): the average moves 9/11 of the way
+    assert average.model[0].weight.item() == pytest.approx(9 / 11)
+    assert average.model[1].running_mean.item() == pytest.approx(2 * 9 / 11)
+    assert average.model[1].num_batches_tracked.item() == 7
+    for _ in range(9):
+        average.update()  # from the 8th update on, (1 + n) / (10 + n) >= 0.5: the decay is 0.5
+    assert average.updates == 10
+    left_of_the_start = math.prod((1 + n) / (10 + n) for n in range(1, 8)) * 0.5 ** 3
+    assert average.model[0].weight.item() == pytest.approx(1 - left_of_the_start)
+    assert not any(parameter.requires_grad for parameter in average.model.parameters())

@@ -16,8 +16,11 @@ Choices worth knowing:
 - Every rank seeds and draws identically, so rank 0's saved RNG state is every rank's and --resume is exact.
 - The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only run
   it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.
+- With --ema-decay the weights' moving average (WeightAverage) is what validation, the test and both
+  checkpoints' state_dict hold; the last checkpoint keeps the trained weights beside it for --resume.
 """
 
+import copy
 from pathlib import Path
 
 import torch
@@ -53,10 +56,39 @@ from trainers.scoring import evaluate, evaluate_at_native_size
 PROGRESS_REFRESH_STEPS = 10
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights, updated after every optimizer step.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
+    ExponentialMovingAverage with num_updates): a plain 0.999 average would still hold 37 % of the random
+    initial weights after 1000 steps, the length of a short CPU run. BatchNorm's running statistics are
+    averaged with the same decay, as torchvision's and timm's averages do: the averaged weights mix the last
+    ~1/(1 − decay) steps' weights, and the averaged statistics mix the statistics of the same steps (copying
+    the latest ones would pair them with weights they were not measured on). Integer buffers (BatchNorm's
+    batch counter) are copied. The average is rank-local: under DDP every rank applies the same updates to the
+    same weights, and rank 0's BatchNorm statistics are copied to every rank before each evaluation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.source, self.decay, self.updates = model, decay, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for averaged, current in zip(self.model.state_dict().values(), self.source.state_dict().values(),
+                                     strict=True):
+            if averaged.is_floating_point():
+                averaged.lerp_(current, 1 - decay)
+            else:
+                averaged.copy_(current)
+
+
 def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimizer: torch.optim.Optimizer,
                     loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
                     precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
-                    show_progress: bool = True) -> dict:
+                    show_progress: bool = True, weight_average: WeightAverage | None = None) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
 
     Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
@@ -97,6 +129,8 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if weight_average is not None:
+            weight_average.update()
         with torch.no_grad():
             totals += torch.stack([loss_sum.detach().to(accumulator), loss_weight,
                                    correct_pixels(logits, labels, valid).to(accumulator), valid.sum(dtype=accumulator)])
@@ -131,6 +165,12 @@ class ModelTrainer:
         self.model = self.precision.place(model, device)
         # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
+        # What validation, the test and the checkpoints' state_dict use: the trained weights or their average.
+        self.weight_average = WeightAverage(self.model, options.ema_decay) if options.ema_decay > 0 else None
+        self.evaluated_model = self.model if self.weight_average is None else self.weight_average.model
+        self.evaluated_module = (self.forward_module if self.weight_average is None
+                                 else torch.compile(self.evaluated_model) if options.compile_model
+                                 else self.evaluated_model)
         self.training_network: nn.Module = self.forward_module
         self.wrapped_parameters: frozenset[str] | None = None
         self.optimizer = torch.optim.Adam(self.parameter_groups())
@@ -174,12 +214,14 @@ class ModelTrainer:
         self.set_training_mode()
         return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
                                self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
-                               self.model_name, self.distributed.is_main and self.options.show_progress)
+                               self.model_name, self.distributed.is_main and self.options.show_progress,
+                               self.weight_average)
 
     def evaluate(self, split: str) -> dict:
-        """evaluate() over the whole split (all ranks' shares), with rank 0's BatchNorm statistics everywhere."""
-        copy_buffers_from_rank_zero(self.model)
-        return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
+        """evaluate() of the evaluated model (the trained weights or their average) over the whole split (all
+        ranks' shares), with rank 0's BatchNorm statistics everywhere."""
+        copy_buffers_from_rank_zero(self.evaluated_model)
+        return evaluate(self.evaluated_module, self.loaders[split], self.precision, self.garment_groups,
                         self.class_weights)
 
     def fit(self, start_epoch: int = 1) -> None:
@@ -232,7 +274,7 @@ class ModelTrainer:
         return {
             "model_name": self.model_name,
             "model_kwargs": self.model_kwargs,
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.evaluated_model.state_dict(),
             "class_names": self.class_names,
             "palette": meta["palette"],
             "image_size": meta["image_size"],
@@ -257,8 +299,11 @@ class ModelTrainer:
         checkpoint = self.checkpoint(epoch, val_metrics)
         if improved:
             save_checkpoint(self.best_checkpoint_path, checkpoint)
+        weight_average = {} if self.weight_average is None else {
+            "training_state_dict": self.model.state_dict(), "weight_average_updates": self.weight_average.updates}
         save_checkpoint(self.last_checkpoint_path, {
             **checkpoint,
+            **weight_average,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "early_stopper": self.early_stopper.state_dict(),
@@ -277,7 +322,11 @@ class ModelTrainer:
             )
         checkpoint = load_checkpoint(path)
         check_resumable(checkpoint, self.checkpoint(0, {}), path)
-        self.model.load_state_dict(checkpoint["state_dict"])
+        # With a weight average, state_dict holds the average and training_state_dict the trained weights.
+        self.model.load_state_dict(checkpoint.get("training_state_dict", checkpoint["state_dict"]))
+        if self.weight_average is not None:
+            self.weight_average.model.load_state_dict(checkpoint["state_dict"])
+            self.weight_average.updates = checkpoint["weight_average_updates"]
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.schedule.load_state_dict(checkpoint["scheduler"])
         self.early_stopper.load_state_dict(checkpoint["early_stopper"])

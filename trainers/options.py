@@ -173,6 +173,17 @@ class TrainingOptions:
         choices=LOSS_CHOICES,
         reported=True,
     )
+    # The average's state is part of the run: a resumed run cannot start or stop averaging, or change its decay.
+    ema_decay: float = option(
+        0.0,
+        "validate, test and save an exponential moving average of the weights with this decay, updated after every "
+        "optimizer step (its decay warmed up as min(D, (1 + n) / (10 + n)) after n steps; BatchNorm statistics "
+        "averaged too); 0: off",
+        "optimisation",
+        check=lambda value: 0 <= value < 1, requirement="use 0 (off) or a decay below 1, e.g. 0.999",
+        resume="match",
+        reported=True,
+    )
     # Equal compute: the last epoch is cut so that its validation ends at the limit (trainers.schedules).
     time_limit_minutes: float = option(
         math.inf, "stop a model's training after this many minutes of it, counting each epoch's training and "
