@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
+from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader, half_size_batch
 from early_stopper import EarlyStopper
 from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
@@ -88,8 +88,12 @@ class WeightAverage:
 def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimizer: torch.optim.Optimizer,
                     loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
                     precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
-                    show_progress: bool = True, weight_average: WeightAverage | None = None) -> dict:
+                    show_progress: bool = True, weight_average: WeightAverage | None = None,
+                    half_size_until: float = 0.0) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
+
+    Steps taken before the run's progress reaches half_size_until train on the batch at half size
+    (progressive resizing: cheap early steps learn the coarse shapes, the later ones at full size).
 
     Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
     its first step, so that it has a loss). A NaN or infinite loss ends the run on every rank (looked at every
@@ -110,6 +114,8 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         if step > 1 and progress >= 1.0:  # the time limit: this epoch's validation ends at it
             break
         schedule.step(progress)
+        if progress < half_size_until:
+            images, labels = half_size_batch(images, labels)
         rates.append(optimizer.param_groups[0]["lr"])
         with precision.autocast():
             logits = network(precision.place(images, device))
@@ -215,7 +221,7 @@ class ModelTrainer:
         return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
                                self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
                                self.model_name, self.distributed.is_main and self.options.show_progress,
-                               self.weight_average)
+                               self.weight_average, self.options.progressive_resize)
 
     def evaluate(self, split: str) -> dict:
         """evaluate() of the evaluated model (the trained weights or their average) over the whole split (all

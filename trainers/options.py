@@ -203,6 +203,17 @@ class TrainingOptions:
         choices=AUGMENT_CHOICES,
         reported=True,
     )
+    # The share follows the schedules' t, so it ends at the same point of a step-counted or a time-limited run.
+    progressive_resize: float = option(
+        0.0,
+        "train the first F share of the run (of the steps, or of --time-limit-minutes: the t of the schedules) on "
+        "batches halved on the device (images bilinear with antialiasing, labels nearest), the rest at full size; "
+        "validation and test always at full size; 0: off",
+        "augmentation",
+        check=lambda value: 0 <= value <= 1, requirement="use a share from 0 (off) to 1 (the whole run at half size)",
+        resume="match",
+        reported=True,
+    )
     # precision
     device: str = option("auto", "auto picks CUDA, then MPS, then CPU", "precision", choices=DEVICE_CHOICES,
                          resume="never")
