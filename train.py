@@ -49,6 +49,7 @@ from trainers.run_checks import (
     recorded_options,
 )
 from trainers.run_config import run_config, write_run_config
+from trainers.run_estimate import WholeRunEstimate
 from trainers.summary import ModelSummary, write_summary
 
 
@@ -81,15 +82,18 @@ def train_model(
     context: DistributedContext,
     options: TrainingOptions,
     show_plots: bool,
+    whole_run: WholeRunEstimate | None = None,
 ) -> dict:
-    """Train the model options.model names end to end; returns its history, test report and summary row."""
+    """Train the model options.model names end to end; returns its history, test report and summary row.
+    whole_run (rank 0's) prints the whole invocation's estimated time after the model's first steps."""
     # Seeded per model, so a model trained within --model all matches the same model trained alone.
     torch.manual_seed(options.seed)
     name, out = options.model, Path(options.out)
     model_kwargs = model_kwargs_for(name, options.unet_base_width, options.unet_stem)
     model = build_model(name, len(cache.class_names), options.pretrained, options.weights, model_kwargs, context)
     config = run_config(options, model_kwargs, cache.meta)
-    trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config)
+    trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config,
+                                      whole_run)
     parameters = count_parameters(model)
     if context.is_main:
         write_run_config(config)
@@ -105,6 +109,8 @@ def train_model(
         )
     resuming = options.resume and trainer.last_checkpoint_path.is_file()
     start_epoch = trainer.resume() if resuming else 1
+    if whole_run is not None:
+        whole_run.start_model()
     try:
         trainer.fit(start_epoch)
     except KeyboardInterrupt:
@@ -187,12 +193,13 @@ def train(**keywords) -> dict[str, dict]:
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     show_plots = options.show_plots and context.is_main and display_available()
+    whole_run = WholeRunEstimate(names, device.type) if context.is_main else None
     results = {}
     try:
         with process_group(context, device, options.dist_timeout):
             for name in names:
                 model_options = options_for_model(name, options, keywords)
-                results[name] = train_model(cache, device, context, model_options, show_plots)
+                results[name] = train_model(cache, device, context, model_options, show_plots, whole_run)
     except dist.DistError as error:
         raise ClothVisionError(
             f"process {context.rank} of {context.world_size}: {error_reason(error)}; another process of the "

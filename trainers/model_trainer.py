@@ -48,6 +48,7 @@ from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_
 from trainers.options import TrainingOptions, class_weights_from_counts, reported_options, with_learning_rates
 from trainers.report import build_test_report, describe_report, write_test_report
 from trainers.run_config import run_config
+from trainers.run_estimate import FIRST_ESTIMATE_STEP, WholeRunEstimate
 from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, build_schedule
 from trainers.scoring import evaluate, evaluate_at_native_size
 
@@ -89,11 +90,13 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
                     loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
                     precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
                     show_progress: bool = True, weight_average: WeightAverage | None = None,
-                    half_size_until: float = 0.0) -> dict:
+                    half_size_until: float = 0.0, whole_run: WholeRunEstimate | None = None) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
 
     Steps taken before the run's progress reaches half_size_until train on the batch at half size
     (progressive resizing: cheap early steps learn the coarse shapes, the later ones at full size).
+    whole_run, when given, is told the model's remaining time after its timed steps and keeps the whole run's
+    ETA in the progress bar.
 
     Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
     its first step, so that it has a loss). A NaN or infinite loss ends the run on every rank (looked at every
@@ -140,8 +143,15 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         with torch.no_grad():
             totals += torch.stack([loss_sum.detach().to(accumulator), loss_weight,
                                    correct_pixels(logits, labels, valid).to(accumulator), valid.sum(dtype=accumulator)])
-        if not bar.disable and refresh:
-            bar.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
+        if (refresh or step in (1, FIRST_ESTIMATE_STEP)) and (whole_run is not None or not bar.disable):
+            running_loss = (totals[0] / totals[1]).item()  # waits for the device: the clock that follows is true
+            postfix = {"loss": f"{running_loss:.4f}"}
+            if whole_run is not None:
+                remaining = run_progress.remaining_seconds(epoch, step)
+                announce = step >= FIRST_ESTIMATE_STEP or step == len(loader)
+                postfix["run_eta"] = whole_run.observe(name, remaining, run_progress.seconds_per_step, announce)
+            if not bar.disable:
+                bar.set_postfix(postfix, refresh=False)
     bar.close()
     stop_if_any_step_not_finite(non_finite, name, epoch, len(rates))  # the steps since the last look, if cut
     loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
@@ -154,7 +164,7 @@ class ModelTrainer:
 
     def __init__(self, model: nn.Module, model_name: str, model_kwargs: dict, cache: Cache, device: torch.device,
                  output_dir: str | Path, options: TrainingOptions, distributed: DistributedContext = SINGLE_PROCESS,
-                 config: dict | None = None):
+                 config: dict | None = None, whole_run: WholeRunEstimate | None = None):
         self.model_name, self.model_kwargs, self.cache = model_name, dict(model_kwargs), cache
         self.class_names = cache.class_names
         # Matched now: a class without a garment group stops the run before training, not at its test report.
@@ -193,7 +203,10 @@ class ModelTrainer:
                                      drop_last=split == "train")
             for split in ("train", "val", "test")
         }
-        self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device)
+        self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device,
+                                        validation_steps=len(self.loaders["val"]))
+        # The whole train.py invocation's estimate (trainers.run_estimate), told about this model's steps on rank 0.
+        self.whole_run = whole_run
         self.history: list[dict] = []
         self.best_epoch = 0
         self.final_lr: float | None = None  # the rate of the run's last optimizer step, for the test report
@@ -221,7 +234,8 @@ class ModelTrainer:
         return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
                                self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
                                self.model_name, self.distributed.is_main and self.options.show_progress,
-                               self.weight_average, self.options.progressive_resize)
+                               self.weight_average, self.options.progressive_resize,
+                               self.whole_run if self.distributed.is_main else None)
 
     def evaluate(self, split: str) -> dict:
         """evaluate() of the evaluated model (the trained weights or their average) over the whole split (all
