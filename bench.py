@@ -56,7 +56,7 @@ from helpers.dataset_layouts import find_dataset
 from helpers.devices import PRECISION_CHOICES, resolve_device
 from helpers.errors import run_cli
 from label_encoder import LabelEncoder
-from models import MODEL_NAMES
+from models import MODEL_NAMES, model_kwargs_for
 from preprocess import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD
 
 # A quarter of the pixels of 496×304, for what is too slow on a CPU at full size.
@@ -67,8 +67,9 @@ TINY_SIZE = (32, 32)
 # bf16, deployment, augmentation and recipe goals are about.
 CPU_STUDY_SIZE = (240, 144)
 CPU_UNET_RECIPE = Path(__file__).resolve().parent / "recipes" / "cpu-unet.json"
-CPU_UNET_WIDTH = json.loads(CPU_UNET_RECIPE.read_text(encoding="utf-8"))["unet_base_width"]
-CPU_STUDY_UNET = ModelSetting("unet", CPU_STUDY_SIZE, {"base_width": CPU_UNET_WIDTH})
+CPU_UNET_OPTIONS = json.loads(CPU_UNET_RECIPE.read_text(encoding="utf-8"))
+CPU_STUDY_UNET = ModelSetting("unet", CPU_STUDY_SIZE, model_kwargs_for(
+    "unet", CPU_UNET_OPTIONS["unet_base_width"], CPU_UNET_OPTIONS.get("unet_stem", "full")))
 CPU_STUDY_SETTINGS = {"unet": CPU_STUDY_UNET, "mobilenetv3": ModelSetting("mobilenetv3", CPU_STUDY_SIZE)}
 # img_test.py's default checkpoint: the model whose predictions descriptions follow by default.
 IMG_TEST_DEFAULT_MODEL = ModelSetting("mobilenetv3", DEFAULT_SIZE)

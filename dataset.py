@@ -349,3 +349,13 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, draws: torch.Tenso
     sampled = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)
     sampled = sampled.squeeze(1).long()
     return augmented, torch.where(sampled == 0, IGNORE_INDEX, sampled - 1)
+
+
+def half_size_batch(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A normalised batch (N×3×H×W float, N×H×W int64) at half its height and width, on its device: the labels
+    by nearest neighbour (every second pixel, as torch's 'nearest' picks), so no class is invented and the
+    ignore label stays where it was, and the images bilinearly with antialiasing, as preprocess.py resizes."""
+    half_labels = labels[:, ::2, ::2]
+    half_images = F.interpolate(images, size=half_labels.shape[-2:], mode="bilinear", align_corners=False,
+                                antialias=True)
+    return half_images, half_labels

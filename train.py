@@ -10,8 +10,8 @@ For each model, --out receives <model>.pt (best epoch by val mIoU), <model>_last
 at the annotations' own size with 95 % intervals) with <model>_test_images.npz (its per-image confusion
 matrices, for paired comparisons), <model>_config.json (every option, to repeat the run with --config); with
 several models also comparison.png and summary.md. Adam; the learning rate is divided by 10 after 3 epochs
-without val-loss improvement (--lr-schedule plateau, the default), or decays every batch towards zero
-(--lr-schedule poly or cosine); early stopping after --patience epochs without val-loss improvement.
+without val-loss improvement (--lr-schedule plateau, the default), or decays every batch to zero at the run's
+end (--lr-schedule poly, cosine or linear); early stopping after --patience epochs without val-loss improvement.
 """
 
 import sys
@@ -28,7 +28,7 @@ from helpers.errors import ClothVisionError, error_reason, run_cli
 from helpers.figures import display_available
 from helpers.interrupts import announced_interrupts
 from helpers.output_paths import check_output_folder
-from models import MODEL_REGISTRY, count_parameters, get_model, starts_from_scratch
+from models import MODEL_REGISTRY, count_parameters, get_model, model_kwargs_for, starts_from_scratch
 from models.deeplabv3 import fetch_pretrained_weights
 from trainers import ModelTrainer, TrainingOptions, trainer_class_for
 from trainers.command_line import parse_given_options
@@ -52,6 +52,7 @@ from trainers.run_checks import (
     recorded_options,
 )
 from trainers.run_config import run_config, write_run_config
+from trainers.run_estimate import WholeRunEstimate
 from trainers.summary import ModelSummary, write_summary
 
 
@@ -84,15 +85,18 @@ def train_model(
     context: DistributedContext,
     options: TrainingOptions,
     show_plots: bool,
+    whole_run: WholeRunEstimate | None = None,
 ) -> dict:
-    """Train the model options.model names end to end; returns its history, test report and summary row."""
+    """Train the model options.model names end to end; returns its history, test report and summary row.
+    whole_run (rank 0's) prints the whole invocation's estimated time after the model's first steps."""
     # Seeded per model, so a model trained within --model all matches the same model trained alone.
     torch.manual_seed(options.seed)
     name, out = options.model, Path(options.out)
-    model_kwargs = {"base_width": options.unet_base_width} if name == "unet" else {}
+    model_kwargs = model_kwargs_for(name, options.unet_base_width, options.unet_stem)
     model = build_model(name, len(cache.class_names), options.pretrained, options.weights, model_kwargs, context)
     config = run_config(options, model_kwargs, cache.meta)
-    trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config)
+    trainer = trainer_class_for(name)(model, name, model_kwargs, cache, device, out, options, context, config,
+                                      whole_run)
     parameters = count_parameters(model)
     if context.is_main:
         write_run_config(config)
@@ -108,6 +112,8 @@ def train_model(
         )
     resuming = options.resume and trainer.last_checkpoint_path.is_file()
     start_epoch = trainer.resume() if resuming else 1
+    if whole_run is not None:
+        whole_run.start_model()
 
     def announce_stopping() -> None:
         if context.is_main:
@@ -204,11 +210,12 @@ def train(**keywords) -> dict[str, dict]:
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     show_plots = options.show_plots and context.is_main and display_available()
+    whole_run = WholeRunEstimate(names, device.type) if context.is_main else None
     results = {}
     try:
         with process_group(context, device, options.dist_timeout):
             for name, model_options in options_by_model.items():
-                results[name] = train_model(cache, device, context, model_options, show_plots)
+                results[name] = train_model(cache, device, context, model_options, show_plots, whole_run)
     except dist.DistError as error:
         raise ClothVisionError(
             f"process {context.rank} of {context.world_size}: {error_reason(error)}; another process of the "

@@ -17,6 +17,7 @@ from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
 from dataset import CACHE_FORMAT_VERSION, IGNORE_INDEX, Cache
 from evaluation.garment_groups import table_class_names
+from models import model_kwargs_for
 from preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 # The CCP class list, whose garment groups a trainer looks up.
@@ -62,7 +63,7 @@ def measure_step_overhead(
     """
     device = torch.device(device)
     if model_kwargs is None:
-        model_kwargs = {"base_width": 16} if model_name == "unet" else {}
+        model_kwargs = model_kwargs_for(model_name, unet_base_width=16)
     cache = synthetic_cache(batch_size * steps, image_size)
     trainer = build_trainer(new_model(model_name, NUM_CLASSES, model_kwargs), model_name, model_kwargs, cache,
                             device, batch_size, Path("unused"), precision=precision)

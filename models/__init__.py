@@ -49,9 +49,9 @@ class ModelEntry:
     description: str
 
 
-def _build_unet(num_classes: int, pretrained: str, base_width: int = DEFAULT_BASE_WIDTH) -> UNet:
+def _build_unet(num_classes: int, pretrained: str, base_width: int = DEFAULT_BASE_WIDTH, stem: str = "full") -> UNet:
     # No pretrained U-net exists: it always starts from random weights, so pretrained does not apply.
-    return UNet(num_classes, base_width=base_width)
+    return UNet(num_classes, base_width=base_width, stem=stem)
 
 
 def _deeplabv3_entry(variant_name: str, description: str) -> ModelEntry:
@@ -68,7 +68,8 @@ MODEL_REGISTRY: dict[str, ModelEntry] = {
         build=_build_unet,
         load_weights_file=partial(load_weights_file, target="a U-net of the same base width and class count"),
         transfer_learning=False,
-        description="U-net from scratch (encoder widths w, 2w, 4w, 8w; bottleneck 16w; w = base_width)",
+        description="U-net from scratch (encoder widths w, 2w, 4w, 8w; bottleneck 16w; w = base_width; a full-size or "
+        "stride-2 stem)",
     ),
     "mobilenetv3": _deeplabv3_entry("mobilenetv3", "DeepLabV3 with a MobileNetV3-Large backbone"),
     "resnet50": _deeplabv3_entry("resnet50", "DeepLabV3 with a ResNet-50 backbone"),
@@ -95,7 +96,7 @@ def get_model(name: str, num_classes: int, pretrained: str = "none", weights_fil
 
     pretrained ('none', 'imagenet', 'coco') applies to the transfer-learning models; the U-net always starts
     from random weights. weights_file loads a local state dict instead and never downloads. model_kwargs are
-    the constructor arguments a checkpoint stores (unet: base_width).
+    the constructor arguments a checkpoint stores (unet: base_width, and stem when not 'full').
     """
     if name not in MODEL_REGISTRY:
         raise ClothVisionError(f"unknown model '{name}': choose one of {', '.join(MODEL_NAMES)}")
@@ -109,6 +110,15 @@ def get_model(name: str, num_classes: int, pretrained: str = "none", weights_fil
     elif starts_from_scratch(name, pretrained):
         set_batchnorm_momentum(model, FROM_SCRATCH_BATCHNORM_MOMENTUM)
     return model
+
+
+def model_kwargs_for(name: str, unet_base_width: int = DEFAULT_BASE_WIDTH, unet_stem: str = "full") -> dict:
+    """The constructor arguments of `name` that a checkpoint records: the U-net's width, and its stem only when
+    it is not the original's full-size one, so a full-stem run matches checkpoints written before the stem was
+    a choice (and --resume continues them); the DeepLabV3 models take none."""
+    if name != "unet":
+        return {}
+    return {"base_width": unet_base_width, **({} if unet_stem == "full" else {"stem": unet_stem})}
 
 
 def build_model_from_checkpoint(checkpoint: dict) -> nn.Module:

@@ -9,7 +9,11 @@ from helpers.errors import ClothVisionError
 ENCODER_DEPTH = 4
 # The original project's width: encoder blocks of 70, 140, 280 and 560 channels, a 1120-channel bottleneck.
 DEFAULT_BASE_WIDTH = 70
-MIN_INPUT_SIZE = 2**ENCODER_DEPTH
+# full: the original's, whose first block and last decoder block run at the input's size. stride2: a strided
+# 3×3 convolution halves the input first and the logits are upsampled back (bilinearly, as DeepLabV3 does):
+# each U-net level costs about the same FLOPs, and the full-size one, with the fewest channels, runs at the
+# worst efficiency on a CPU.
+STEM_CHOICES = ("full", "stride2")
 
 
 class DoubleConv(nn.Sequential):
@@ -48,15 +52,24 @@ class UpBlock(nn.Module):
 class UNet(nn.Module):
     """Encoder of widths w, 2w, 4w, 8w, a 16w bottleneck, a mirrored decoder and a 1×1 classifier.
 
-    Any input of at least 16×16 pixels works; sizes not divisible by 16 are handled by padding the
-    upsampled features to the skip's size. Returns logits N×num_classes×H×W.
+    Any input of at least 16×16 pixels works (32×32 with the stride-2 stem); sizes not divisible by 16 are
+    handled by padding the upsampled features to the skip's size. Returns logits N×num_classes×H×W.
     """
 
-    def __init__(self, num_classes: int, base_width: int = DEFAULT_BASE_WIDTH):
+    def __init__(self, num_classes: int, base_width: int = DEFAULT_BASE_WIDTH, stem: str = "full"):
         super().__init__()
+        if stem not in STEM_CHOICES:
+            raise ClothVisionError(f"unknown U-net stem '{stem}': choose one of {', '.join(STEM_CHOICES)}")
         widths = [base_width * 2**level for level in range(ENCODER_DEPTH + 1)]
+        self.stem = None if stem == "full" else nn.Sequential(
+            nn.Conv2d(3, base_width, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(base_width),
+            nn.ReLU(inplace=True),
+        )
+        first_block_inputs = 3 if self.stem is None else base_width
         self.encoder = nn.ModuleList(
-            DoubleConv(widths[level - 1] if level else 3, widths[level]) for level in range(ENCODER_DEPTH)
+            DoubleConv(widths[level - 1] if level else first_block_inputs, widths[level])
+            for level in range(ENCODER_DEPTH)
         )
         self.pool = nn.MaxPool2d(kernel_size=2)
         self.bottleneck = DoubleConv(widths[-2], widths[-1])
@@ -65,14 +78,18 @@ class UNet(nn.Module):
         )
         self.classifier = nn.Conv2d(base_width, num_classes, kernel_size=1)
 
+    @property
+    def min_input_size(self) -> int:
+        return 2 ** (ENCODER_DEPTH + (self.stem is not None))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if min(images.shape[-2:]) < MIN_INPUT_SIZE:
+        if min(images.shape[-2:]) < self.min_input_size:
             height, width = images.shape[-2:]
             raise ClothVisionError(f"U-net input {height}×{width} is too small: its {ENCODER_DEPTH} poolings "
-                                   f"need at least {MIN_INPUT_SIZE}×{MIN_INPUT_SIZE} pixels; "
+                                   f"need at least {self.min_input_size}×{self.min_input_size} pixels; "
                                    "preprocess with a larger --size H W")
         skips = []
-        features = images
+        features = images if self.stem is None else self.stem(images)
         for block in self.encoder:
             features = block(features)
             skips.append(features)
@@ -80,4 +97,7 @@ class UNet(nn.Module):
         features = self.bottleneck(features)
         for block, skip in zip(self.decoder, reversed(skips), strict=True):
             features = block(features, skip)
-        return self.classifier(features)
+        logits = self.classifier(features)
+        if self.stem is None:
+            return logits
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -21,7 +21,7 @@ from torch import nn
 
 from benchmarks.flops import forward_flops_per_image
 from helpers.errors import run_cli
-from models import MODEL_NAMES, count_parameters, get_model
+from models import MODEL_NAMES, count_parameters, get_model, model_kwargs_for
 from models.unet import DEFAULT_BASE_WIDTH
 from preprocess import DEFAULT_SIZE, positive_int
 from scripts.architecture_drawing import draw_deeplabv3, draw_unet
@@ -63,8 +63,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def build(name: str, unet_base_width: int) -> nn.Module:
-    model_kwargs = {"base_width": unet_base_width} if name == "unet" else {}
-    return get_model(name, NUM_CLASSES, pretrained="none", **model_kwargs)
+    return get_model(name, NUM_CLASSES, pretrained="none", **model_kwargs_for(name, unet_base_width))
 
 
 def figure_path(out_dir: Path, name: str) -> Path:

@@ -17,6 +17,7 @@ from dataset import (
     DeviceBatchLoader,
     augment_batch,
     draw_augmentation,
+    half_size_batch,
     load_cache,
     normalisation_scale_and_shift,
 )
@@ -134,3 +135,15 @@ def test_an_unknown_augmentation_is_refused(tmp_path):
     cache = load_cache(write_cache(tmp_path / "cache"))
     with pytest.raises(ClothVisionError, match="unknown augmentation 'strong': use one of none, flip, full"):
         DeviceBatchLoader(cache, "train", batch_size=4, device="cpu", augment="strong")
+
+
+def test_a_half_size_batch_keeps_classes_and_the_ignore_label_where_they_were():
+    labels = torch.tensor([[[1, 1, 2, 2], [1, 1, 2, 2], [IGNORE_INDEX, 0, 3, 3], [0, 0, 3, 3]]])
+    half_labels = half_size_batch(torch.zeros(2, 3, 4, 4), labels.expand(2, 4, 4))[1]
+    assert half_labels.tolist() == [[[1, 2], [IGNORE_INDEX, 3]]] * 2
+    # Stripes two pixels wide: plain bilinear halving would average pixel pairs (2i, 2i + 1) into 0 and 1;
+    # the antialiasing filter (taps 1/8, 3/8, 3/8, 1/8 at a factor of 2) blurs them to 0.75 and 0.25 inside.
+    stripes = torch.tensor([0.0, 0, 1, 1, 0, 0, 1, 1]).repeat(2, 3, 8, 1)
+    half_images = half_size_batch(stripes, torch.zeros(2, 8, 8, dtype=torch.long))[0]
+    assert half_images.shape == (2, 3, 4, 4)
+    assert half_images[..., 1:3].flatten().tolist() == pytest.approx([0.75, 0.25] * 2 * 3 * 4)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from training_runs import (
     HANG_GUARD_SECONDS,
     PAUSED_TRAINING_SCRIPT,
@@ -82,6 +83,26 @@ def test_refuses_an_inconsistent_launcher_environment(environment):
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the workers through /proc")
+def test_the_weight_average_under_torchrun_is_the_same_on_every_rank(tmp_path):
+    cache_dir = build_cache(tmp_path, count=17)
+    out = tmp_path / "results"
+    done = subprocess.run(
+        torchrun_command("--model", "unet", "--data", str(cache_dir), "--out", str(out), "--epochs", "2",
+                         "--ema-decay", "0.9"),
+        env=script_environment(), capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = load_checkpoint(out / "unet_last.pt")
+    # 11 train images in batches of 2 per rank: 3 steps an epoch on each rank.
+    assert last["weight_average_updates"] == 2 * 3
+    assert not torch.equal(last["state_dict"]["classifier.weight"], last["training_state_dict"]["classifier.weight"])
+    # The val metrics summed over both ranks' shards are those of rank 0's average on the whole split: every
+    # rank evaluated the same averaged weights.
+    single_val = evaluate_checkpoint(out / "unet_last.pt", cache_dir, "val", device="cpu")["at_training_size"]
+    assert single_val["confusion_matrix"] == last["metrics"]["confusion_matrix"].tolist()
+    assert single_val["loss"] == pytest.approx(last["metrics"]["loss"], rel=1e-5)
+
+
 def test_torchrun_trains_resumes_and_ends_when_a_rank_dies(tmp_path):
     # 17 images: train/val/test 11/3/3, so the ranks' val and test shards differ in size (2 and 1).
     cache_dir = build_cache(tmp_path, count=17)

@@ -14,15 +14,17 @@ from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, b
 EPOCHS = 2
 
 
-def one_epoch(cache_dir, schedule_kind: str, time_limit_minutes: float = float("inf")) -> dict:
+def one_epoch(cache_dir, schedule_kind: str, time_limit_minutes: float = float("inf"), epoch: int = 2,
+              network: nn.Module | None = None, half_size_until: float = 0.0) -> dict:
     torch.manual_seed(0)
-    network = nn.Conv2d(3, 59, kernel_size=1)
+    network = network or nn.Conv2d(3, 59, kernel_size=1)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     loader = DeviceBatchLoader(load_cache(cache_dir), "train", 2, torch.device("cpu"), shuffle=True, seed=0)
     criterion = nn.CrossEntropyLoss(reduction="sum", ignore_index=IGNORE_INDEX)
     progress = RunProgress(EPOCHS, len(loader), time_limit_minutes, torch.device("cpu"))
     return train_one_epoch(network, criterion, optimizer, loader, build_schedule(optimizer, schedule_kind, 0, EPOCHS),
-                           progress, resolve_precision("fp32", torch.device("cpu")), epoch=2, show_progress=False)
+                           progress, resolve_precision("fp32", torch.device("cpu")), epoch=epoch, show_progress=False,
+                           half_size_until=half_size_until)
 
 
 def test_the_second_of_two_poly_epochs_steps_from_the_middle_to_the_last_step(cache_dir):
@@ -37,6 +39,16 @@ def test_an_epoch_past_the_time_limit_ends_after_its_first_step_at_the_end_of_th
     metrics = one_epoch(cache_dir, "cosine", time_limit_minutes=1e-9)
     assert metrics["steps"] == 1
     assert metrics["first_lr"] == metrics["last_lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_progressive_resizing_halves_the_batches_of_the_first_share_of_the_run(cache_dir):
+    network = nn.Conv2d(3, 59, kernel_size=1)
+    sizes = []
+    network.register_forward_hook(lambda module, inputs, output: sizes.append(tuple(output.shape[-2:])))
+    # 8 steps in the run: t = 0 and 1/8 come before 0.25, t = 2/8 and 3/8 do not.
+    metrics = one_epoch(cache_dir, "linear", epoch=1, network=network, half_size_until=0.25)
+    assert sizes == [(16, 16), (16, 16), (32, 32), (32, 32)]
+    assert metrics["steps"] == 4 and 0 < metrics["loss"] < 10
 
 
 def test_plateau_and_progress_schedules_are_called_the_same_way():

@@ -107,3 +107,15 @@ def test_onnx_runtime_predicts_the_classes_of_pytorch_on_real_photos(real_ccp_di
         assert (np.bincount(expected.ravel()) > 0.01 * expected.size).sum() >= 3  # several classes, not one
         assert (in_onnx_runtime.predict(photo) == expected).mean() >= MIN_ARGMAX_AGREEMENT
         assert (without_mean.predict(photo) == expected).mean() < MIN_ARGMAX_AGREEMENT
+
+
+def test_the_stride2_unet_exports_with_its_upsampled_logits(onnx_packages, tmp_path):
+    torch.manual_seed(0)
+    model_kwargs = {"base_width": 4, "stem": "stride2"}
+    checkpoint = write_model_checkpoint(tmp_path / "unet.pt", "unet", get_model("unet", 59, **model_kwargs),
+                                        model_kwargs, (100, 76))
+    predictor = SegmentationPredictor(export.export_checkpoint(checkpoint))
+    images = random_images(2, (100, 76))
+    logits = predictor.backend.logits(images)
+    assert logits.shape == (2, 59, 100, 76)  # upsampled back from the stem's 50×38
+    assert_same_logits(pytorch_logits(checkpoint, images), logits)

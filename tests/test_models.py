@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
 from helpers.errors import ClothVisionError
@@ -17,6 +18,7 @@ from models import (
     count_parameters,
     default_learning_rates,
     get_model,
+    model_kwargs_for,
 )
 from models.deeplabv3 import VARIANTS
 from models.unet import UNet
@@ -143,6 +145,30 @@ def test_unet_handles_sizes_not_divisible_by_sixteen_and_refuses_tiny_ones():
         assert model(torch.randn(1, 3, 16, 17)).shape == (1, 7, 16, 17)
         with pytest.raises(ClothVisionError, match="15×40 is too small.*at least 16×16"):
             model(torch.randn(1, 3, 15, 40))
+
+
+def test_unet_stride2_stem_halves_the_full_size_stage_and_upsamples_its_logits():
+    torch.manual_seed(0)
+    full, halved = UNet(NUM_CLASSES, base_width=4), UNet(NUM_CLASSES, base_width=4, stem="stride2")
+    assert halved.stem[0].stride == (2, 2) and halved.encoder[0][0].in_channels == 4
+    images = torch.randn(1, 3, 64, 48)
+    with torch.no_grad(), FlopCounterMode(display=False) as full_flops:
+        full.eval()(images)
+    half_size_logits = []
+    halved.classifier.register_forward_hook(lambda module, inputs, output: half_size_logits.append(output))
+    with torch.no_grad(), FlopCounterMode(display=False) as halved_flops:
+        logits = halved.eval()(images)
+    # Every stage of the encoder and decoder now runs at a quarter of the pixels.
+    assert halved_flops.get_total_flops() < full_flops.get_total_flops() / 3
+    assert half_size_logits[0].shape == (1, NUM_CLASSES, 32, 24)
+    upsampled = torch.nn.functional.interpolate(half_size_logits[0], size=(64, 48), mode="bilinear")
+    assert torch.equal(logits, upsampled)
+    with torch.no_grad():
+        assert halved(torch.randn(1, 3, 33, 47)).shape == (1, NUM_CLASSES, 33, 47)
+        with pytest.raises(ClothVisionError, match="31×40 is too small.*at least 32×32"):
+            halved(torch.randn(1, 3, 31, 40))
+    with pytest.raises(ClothVisionError, match="unknown U-net stem 'half': choose one of full, stride2"):
+        UNet(NUM_CLASSES, stem="half")
 
 
 def test_deeplabv3_returns_torchvision_logits_and_loads_its_state_dicts():
@@ -289,3 +315,9 @@ def test_unreadable_or_missing_weights_files_are_one_line_errors(tmp_path):
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(ClothVisionError, match="garbage.pt cannot be read"):
         get_model("unet", NUM_CLASSES, weights_file=garbage, base_width=2)
+
+
+def test_model_kwargs_name_the_stem_only_when_it_is_not_the_original_one():
+    assert model_kwargs_for("unet", 16) == {"base_width": 16}  # as every checkpoint before the stem recorded
+    assert model_kwargs_for("unet", 16, "stride2") == {"base_width": 16, "stem": "stride2"}
+    assert model_kwargs_for("mobilenetv3", 16, "stride2") == {}

@@ -27,7 +27,7 @@ def run_checkpoint(**options) -> dict:
 
 
 def test_resume_refuses_a_change_of_an_option_that_must_match_and_keeps_the_others():
-    assert keywords_with_resume_role("match") == {"lr_schedule"}
+    assert keywords_with_resume_role("match") == {"lr_schedule", "ema_decay", "progressive_resize"}
     found = run_checkpoint(lr_schedule="poly", seed=3)
     assert resume_problem(found, run_checkpoint(lr_schedule="poly", seed=4)) is None
     assert resume_problem(found, run_checkpoint(lr_schedule="cosine")) == (
@@ -43,8 +43,10 @@ def test_where_and_how_a_run_runs_is_never_taken_from_the_interrupted_one():
 
 
 def test_the_test_report_records_the_options_marked_reported():
-    options = TrainingOptions(loss="ce+jaccard", lr_schedule="cosine", augment="none", seed=5)
-    assert reported_options(options) == {"lr_schedule": "cosine", "loss": "ce+jaccard", "augment": "none"}
+    options = TrainingOptions(loss="ce+jaccard", lr_schedule="cosine", augment="none", seed=5, ema_decay=0.99,
+                              progressive_resize=0.5)
+    assert reported_options(options) == {"lr_schedule": "cosine", "loss": "ce+jaccard", "ema_decay": 0.99,
+                                         "augment": "none", "progressive_resize": 0.5}
 
 
 def documented_groups() -> dict[str, str]:

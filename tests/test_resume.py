@@ -161,3 +161,24 @@ def test_resuming_a_no_pretrained_deeplabv3_run_downloads_nothing(tmp_path, monk
                                      "--resume", "--device", "cpu", "--no-show", "--no-progress"])
     assert [row["epoch"] for row in resumed["mobilenetv3"]["history"]] == [1]
     assert json.loads((out / "mobilenetv3_config.json").read_text())["options"]["pretrained"] == "none"
+
+
+def test_resume_with_a_weight_average_equals_an_uninterrupted_run(tmp_path):
+    cache_dir = build_cache(tmp_path)
+    options = {"model": "unet", "data": cache_dir, "ema_decay": 0.9, "augment": "full"}
+    whole = run_train(**options, out=tmp_path / "whole", epochs=2)["unet"]
+    run_train(**options, out=tmp_path / "resumed", epochs=1)
+    resumed = run_train(**options, out=tmp_path / "resumed", epochs=2, resume=True)["unet"]
+    assert without_timings(resumed["history"]) == without_timings(whole["history"])
+    assert resumed["test"]["state_dict_digest"] == whole["test"]["state_dict_digest"]
+    whole_last, resumed_last = (load_checkpoint(tmp_path / run / "unet_last.pt") for run in ("whole", "resumed"))
+    assert whole_last["weight_average_updates"] == resumed_last["weight_average_updates"] == 2 * 2  # 8 images / 4
+    for key in ("state_dict", "training_state_dict"):
+        for name, tensor in whole_last[key].items():
+            assert torch.equal(resumed_last[key][name], tensor), (key, name)
+    # The average, not the trained weights, is what the checkpoints serve and the test scored.
+    averaged, trained = whole_last["state_dict"], whole_last["training_state_dict"]
+    assert not torch.equal(averaged["classifier.weight"], trained["classifier.weight"])
+    best = load_checkpoint(tmp_path / "whole" / "unet.pt")
+    assert whole["test"]["state_dict_digest"] == state_dict_digest(best["state_dict"])
+    assert "training_state_dict" not in best

@@ -13,10 +13,10 @@ def adam_with_two_groups(backbone_lr: float = 1e-4, head_lr: float = 1e-3) -> to
 
 
 def test_schedule_choices_keep_the_plateau_scheduler_available():
-    assert LR_SCHEDULE_CHOICES == ("plateau", "poly", "cosine")
+    assert LR_SCHEDULE_CHOICES == ("plateau", "poly", "cosine", "linear")
 
 
-@pytest.mark.parametrize(("kind", "middle"), [("poly", 0.5 ** 0.9), ("cosine", 0.5)])
+@pytest.mark.parametrize(("kind", "middle"), [("poly", 0.5 ** 0.9), ("cosine", 0.5), ("linear", 0.5)])
 def test_rate_at_start_middle_and_end(kind, middle):
     assert lr_multiplier(kind, 0.0) == 1.0
     assert lr_multiplier(kind, 0.5) == pytest.approx(middle)
@@ -28,6 +28,13 @@ def test_poly_and_cosine_differ_between_the_ends():
     assert lr_multiplier("poly", 0.25) == pytest.approx(0.75 ** 0.9)
     assert lr_multiplier("cosine", 0.25) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
     assert lr_multiplier("cosine", 0.25) > lr_multiplier("poly", 0.25)
+
+
+def test_linear_falls_by_the_same_amount_every_step_to_zero_at_the_end():
+    assert [lr_multiplier("linear", t) for t in (0.1, 0.25, 0.9)] == pytest.approx([0.9, 0.75, 0.1])
+    assert lr_multiplier("linear", 1.3) == 0.0
+    # After a warm-up over the first 20 %, the rest decays linearly: half-way through it at t = 0.6.
+    assert lr_multiplier("linear", 0.6, warmup=0.2) == pytest.approx(0.5)
 
 
 def test_progress_past_the_time_limit_is_clamped_to_the_end():

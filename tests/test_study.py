@@ -37,6 +37,30 @@ def test_study_files_name_their_recipes_seeds_and_limits():
     assert (gpu.image_size, gpu.device, gpu.deadline_minutes, gpu.time_limit_minutes) == ((496, 304), "cuda", 8, None)
 
 
+def test_the_cpu_hour_screen_changes_one_lever_of_the_provisional_recipe_per_recipe_for_5_minutes():
+    screen = study.read_study(STUDIES / "cpu-hour-screen.json")
+    assert (screen.seeds, screen.parallel, screen.time_limit_minutes) == ((0, 1, 2), 2, 5)
+    assert screen.image_size == (240, 144) and screen.cache == Path("data/processed_240x144")
+
+    def keywords(recipe: str) -> dict:
+        return parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
+
+    baseline = keywords("cpu-hour")
+    changes = {recipe: {key: value for key, value in keywords(recipe).items() if baseline.get(key) != value}
+               for recipe in screen.recipes}
+    assert changes == {
+        "cpu-hour": {},
+        "cpu-hour-stride2": {"unet_stem": "stride2"},
+        "cpu-hour-class-weights": {"class_weights": "inverse-log-freq", "class_weight_offset": 1.2},
+        "cpu-hour-ema": {"ema_decay": 0.999},
+        "cpu-hour-linear": {"lr_schedule": "linear"},
+        "cpu-hour-progressive-resize": {"progressive_resize": 0.5},
+    }
+    # The study's 5 minutes replace the recipe's 60 on the command line.
+    command = study.training_command(screen, "cpu-hour-ema", 1, resume=False)
+    assert parse_given_options(command[2:])["time_limit_minutes"] == 5
+
+
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
     command = study.training_command(cpu, "cpu-unet-poly", 2, resume=False)

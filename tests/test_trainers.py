@@ -11,10 +11,13 @@ from training_runs import (
 )
 
 from dataset import IGNORE_INDEX, load_cache
+from helpers.checkpoint import load_checkpoint
+from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.metrics import correct_pixels
-from trainers.options import class_weights_from_counts
+from trainers.model_trainer import WeightAverage
+from trainers.options import check_option_values, class_weights_from_counts
 
 
 def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:
@@ -37,6 +40,20 @@ def test_inverse_log_frequency_weights():
     expected = [1 / math.log(1.02 + 0.7), 1 / math.log(1.02 + 0.2), 1 / math.log(1.02 + 0.1), 0.0]
     assert weights.tolist() == pytest.approx(expected, rel=1e-6)
     assert class_weights_from_counts([70, 20, 10, 0], "none") is None
+
+
+def test_a_larger_class_weight_offset_gives_rare_classes_smaller_weights(cache_dir):
+    weights = class_weights_from_counts([70, 20, 10, 0], "inverse-log-freq", offset=1.2)
+    expected = [1 / math.log(1.2 + 0.7), 1 / math.log(1.2 + 0.2), 1 / math.log(1.2 + 0.1), 0.0]
+    assert weights.tolist() == pytest.approx(expected, rel=1e-6)
+    counts = load_cache(cache_dir).meta["train_class_pixel_counts"]
+    default = make_trainer("unet", cache_dir, class_weights="inverse-log-freq").class_weights
+    assert torch.equal(default, class_weights_from_counts(counts, "inverse-log-freq", offset=1.02))
+    capped = make_trainer("unet", cache_dir, class_weights="inverse-log-freq", class_weight_offset=1.2).class_weights
+    assert torch.equal(capped, class_weights_from_counts(counts, "inverse-log-freq", offset=1.2))
+    assert capped.max() < default.max()
+    with pytest.raises(ClothVisionError, match="--class-weight-offset 1: use an offset above 1"):
+        check_option_values(TrainingOptions(class_weight_offset=1.0))
 
 
 def test_correct_pixels_counts_where_the_true_class_scores_highest():
@@ -139,3 +156,30 @@ def test_ddp_wraps_once_per_set_of_trainable_parameters(cache_dir, monkeypatch):
     assert len(wrapped) == 2
     assert not any(name.startswith("backbone.") for name in wrapped[0])
     assert wrapped[1] == {name for name, _ in trainer.model.named_parameters()}
+
+
+def test_unet_stem_reaches_the_model_and_its_checkpoint(cache_dir, tmp_path):
+    run_train(model="unet", data=cache_dir, out=tmp_path, epochs=1, unet_stem="stride2")
+    checkpoint = load_checkpoint(tmp_path / "unet.pt")
+    assert checkpoint["model_kwargs"] == {"base_width": 4, "stem": "stride2"}
+    assert checkpoint["state_dict"]["stem.0.weight"].shape == (4, 3, 3, 3)
+
+
+def test_the_weight_average_warms_its_decay_up_and_averages_batchnorm_statistics_too():
+    live = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1, bias=False), torch.nn.BatchNorm2d(1))
+    average = WeightAverage(live, decay=0.5)
+    with torch.no_grad():
+        live[0].weight.fill_(1.0)
+        average.model[0].weight.fill_(0.0)
+        live[1].running_mean.fill_(2.0)
+        live[1].num_batches_tracked.fill_(7)
+    average.update()  # decay min(0.5, 2 / 11): the average moves 9/11 of the way
+    assert average.model[0].weight.item() == pytest.approx(9 / 11)
+    assert average.model[1].running_mean.item() == pytest.approx(2 * 9 / 11)
+    assert average.model[1].num_batches_tracked.item() == 7
+    for _ in range(9):
+        average.update()  # from the 8th update on, (1 + n) / (10 + n) >= 0.5: the decay is 0.5
+    assert average.updates == 10
+    left_of_the_start = math.prod((1 + n) / (10 + n) for n in range(1, 8)) * 0.5 ** 3
+    assert average.model[0].weight.item() == pytest.approx(1 - left_of_the_start)
+    assert not any(parameter.requires_grad for parameter in average.model.parameters())

@@ -14,7 +14,7 @@ from helpers.checkpoint import load_checkpoint
 from helpers.devices import resolve_device, resolve_precision
 from helpers.errors import ClothVisionError
 from models import build_model_from_checkpoint
-from trainers.options import TrainingOptions, class_weights_from_counts
+from trainers.options import LOG_FREQUENCY_OFFSET, TrainingOptions, class_weights_from_counts
 from trainers.report import build_test_report
 from trainers.scoring import evaluate_at_native_size
 
@@ -91,7 +91,9 @@ def evaluate_checkpoint(
     cache = checkpoint_split_cache(checkpoint, checkpoint_path, cache, split)
     target = resolve_device(device)
     chosen_precision = resolve_precision(precision, target)
-    weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], checkpoint["args"]["class_weights"])
+    # Checkpoints written before the offset was an option used ENet's.
+    weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], checkpoint["args"]["class_weights"],
+                                        checkpoint["args"].get("class_weight_offset", LOG_FREQUENCY_OFFSET))
     model = chosen_precision.place(build_model_from_checkpoint(checkpoint), target)
     loader = DeviceBatchLoader(cache, split, batch_size, target)
     metrics = evaluate_at_native_size(model, loader, cache.native_labels(split), chosen_precision,

@@ -12,12 +12,15 @@ Choices worth knowing:
 - A split's loss is sum(weight × pixel loss) / sum(weight) over all its pixels, the weighted mean
   CrossEntropyLoss takes over a batch, so the epoch loss does not depend on batch size.
 - A time limit cuts the epoch that reaches it (trainers.schedules.RunProgress): a time-limited run uses its
-  whole budget, and poly and cosine end at its last step.
+  whole budget, and poly, cosine and linear end at its last step.
 - Every rank seeds and draws identically, so rank 0's saved RNG state is every rank's and --resume is exact.
 - The raw model is kept for state_dict(); the torch.compile and DistributedDataParallel wrappers only run
   it, so checkpoints never carry their '_orig_mod.' or 'module.' prefixes.
+- With --ema-decay the weights' moving average (WeightAverage) is what validation, the test and both
+  checkpoints' state_dict hold; the last checkpoint keeps the trained weights beside it for --resume.
 """
 
+import copy
 from pathlib import Path
 
 import torch
@@ -25,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
+from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader, half_size_batch
 from early_stopper import EarlyStopper
 from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
@@ -45,6 +48,7 @@ from trainers.metrics import accumulator_dtype_for, correct_pixels, loss_weight_
 from trainers.options import TrainingOptions, class_weights_from_counts, reported_options, with_learning_rates
 from trainers.report import build_test_report, describe_report, write_test_report
 from trainers.run_config import run_config
+from trainers.run_estimate import FIRST_ESTIMATE_STEP, WholeRunEstimate
 from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, build_schedule
 from trainers.scoring import evaluate, evaluate_at_native_size
 
@@ -53,11 +57,46 @@ from trainers.scoring import evaluate, evaluate_at_native_size
 PROGRESS_REFRESH_STEPS = 10
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights, updated after every optimizer step.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates (as TensorFlow's
+    ExponentialMovingAverage with num_updates): a plain 0.999 average would still hold 37 % of the random
+    initial weights after 1000 steps, the length of a short CPU run. BatchNorm's running statistics are
+    averaged with the same decay, as torchvision's and timm's averages do: the averaged weights mix the last
+    ~1/(1 − decay) steps' weights, and the averaged statistics mix the statistics of the same steps (copying
+    the latest ones would pair them with weights they were not measured on). Integer buffers (BatchNorm's
+    batch counter) are copied. The average is rank-local: under DDP every rank applies the same updates to the
+    same weights, and rank 0's BatchNorm statistics are copied to every rank before each evaluation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.source, self.decay, self.updates = model, decay, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for averaged, current in zip(self.model.state_dict().values(), self.source.state_dict().values(),
+                                     strict=True):
+            if averaged.is_floating_point():
+                averaged.lerp_(current, 1 - decay)
+            else:
+                averaged.copy_(current)
+
+
 def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimizer: torch.optim.Optimizer,
                     loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
                     precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
-                    show_progress: bool = True) -> dict:
+                    show_progress: bool = True, weight_average: WeightAverage | None = None,
+                    half_size_until: float = 0.0, whole_run: WholeRunEstimate | None = None) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
+
+    Steps taken before the run's progress reaches half_size_until train on the batch at half size
+    (progressive resizing: cheap early steps learn the coarse shapes, the later ones at full size).
+    whole_run, when given, is told the model's remaining time after its timed steps and keeps the whole run's
+    ETA in the progress bar.
 
     Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
     its first step, so that it has a loss). A NaN or infinite loss ends the run on every rank (looked at every
@@ -78,6 +117,8 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         if step > 1 and progress >= 1.0:  # the time limit: this epoch's validation ends at it
             break
         schedule.step(progress)
+        if progress < half_size_until:
+            images, labels = half_size_batch(images, labels)
         rates.append(optimizer.param_groups[0]["lr"])
         with precision.autocast():
             logits = network(precision.place(images, device))
@@ -97,11 +138,20 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if weight_average is not None:
+            weight_average.update()
         with torch.no_grad():
             totals += torch.stack([loss_sum.detach().to(accumulator), loss_weight,
                                    correct_pixels(logits, labels, valid).to(accumulator), valid.sum(dtype=accumulator)])
-        if not bar.disable and refresh:
-            bar.set_postfix(loss=f"{(totals[0] / totals[1]).item():.4f}", refresh=False)
+        if (refresh or step in (1, FIRST_ESTIMATE_STEP)) and (whole_run is not None or not bar.disable):
+            running_loss = (totals[0] / totals[1]).item()  # waits for the device: the clock that follows is true
+            postfix = {"loss": f"{running_loss:.4f}"}
+            if whole_run is not None:
+                remaining = run_progress.remaining_seconds(epoch, step)
+                announce = step >= FIRST_ESTIMATE_STEP or step == len(loader)
+                postfix["run_eta"] = whole_run.observe(name, remaining, run_progress.seconds_per_step, announce)
+            if not bar.disable:
+                bar.set_postfix(postfix, refresh=False)
     bar.close()
     stop_if_any_step_not_finite(non_finite, name, epoch, len(rates))  # the steps since the last look, if cut
     loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
@@ -114,7 +164,7 @@ class ModelTrainer:
 
     def __init__(self, model: nn.Module, model_name: str, model_kwargs: dict, cache: Cache, device: torch.device,
                  output_dir: str | Path, options: TrainingOptions, distributed: DistributedContext = SINGLE_PROCESS,
-                 config: dict | None = None):
+                 config: dict | None = None, whole_run: WholeRunEstimate | None = None):
         self.model_name, self.model_kwargs, self.cache = model_name, dict(model_kwargs), cache
         self.class_names = cache.class_names
         # Matched now: a class without a garment group stops the run before training, not at its test report.
@@ -131,12 +181,19 @@ class ModelTrainer:
         self.model = self.precision.place(model, device)
         # Compiled once; the same compiled module runs training (inside DDP) and evaluation.
         self.forward_module = torch.compile(self.model) if options.compile_model else self.model
+        # What validation, the test and the checkpoints' state_dict use: the trained weights or their average.
+        self.weight_average = WeightAverage(self.model, options.ema_decay) if options.ema_decay > 0 else None
+        self.evaluated_model = self.model if self.weight_average is None else self.weight_average.model
+        self.evaluated_module = (self.forward_module if self.weight_average is None
+                                 else torch.compile(self.evaluated_model) if options.compile_model
+                                 else self.evaluated_model)
         self.training_network: nn.Module = self.forward_module
         self.wrapped_parameters: frozenset[str] | None = None
         self.optimizer = torch.optim.Adam(self.parameter_groups())
         self.schedule = build_schedule(self.optimizer, options.lr_schedule, options.warmup_epochs, options.epochs)
         self.early_stopper = EarlyStopper(options.patience, options.min_delta, options.max_loss_diff)
-        weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], options.class_weights)
+        weights = class_weights_from_counts(cache.meta["train_class_pixel_counts"], options.class_weights,
+                                            options.class_weight_offset)
         self.class_weights = None if weights is None else weights.to(device)
         self.criterion = nn.CrossEntropyLoss(weight=self.class_weights, reduction="sum", ignore_index=IGNORE_INDEX)
         self.loaders = {
@@ -146,7 +203,10 @@ class ModelTrainer:
                                      drop_last=split == "train")
             for split in ("train", "val", "test")
         }
-        self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device)
+        self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device,
+                                        validation_steps=len(self.loaders["val"]))
+        # The whole train.py invocation's estimate (trainers.run_estimate), told about this model's steps on rank 0.
+        self.whole_run = whole_run
         self.history: list[dict] = []
         self.best_epoch = 0
         self.final_lr: float | None = None  # the rate of the run's last optimizer step, for the test report
@@ -173,12 +233,15 @@ class ModelTrainer:
         self.set_training_mode()
         return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
                                self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
-                               self.model_name, self.distributed.is_main and self.options.show_progress)
+                               self.model_name, self.distributed.is_main and self.options.show_progress,
+                               self.weight_average, self.options.progressive_resize,
+                               self.whole_run if self.distributed.is_main else None)
 
     def evaluate(self, split: str) -> dict:
-        """evaluate() over the whole split (all ranks' shares), with rank 0's BatchNorm statistics everywhere."""
-        copy_buffers_from_rank_zero(self.model)
-        return evaluate(self.forward_module, self.loaders[split], self.precision, self.garment_groups,
+        """evaluate() of the evaluated model (the trained weights or their average) over the whole split (all
+        ranks' shares), with rank 0's BatchNorm statistics everywhere."""
+        copy_buffers_from_rank_zero(self.evaluated_model)
+        return evaluate(self.evaluated_module, self.loaders[split], self.precision, self.garment_groups,
                         self.class_weights)
 
     def fit(self, start_epoch: int = 1) -> None:
@@ -231,7 +294,7 @@ class ModelTrainer:
         return {
             "model_name": self.model_name,
             "model_kwargs": self.model_kwargs,
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.evaluated_model.state_dict(),
             "class_names": self.class_names,
             "palette": meta["palette"],
             "image_size": meta["image_size"],
@@ -256,8 +319,11 @@ class ModelTrainer:
         checkpoint = self.checkpoint(epoch, val_metrics)
         if improved:
             save_checkpoint(self.best_checkpoint_path, checkpoint)
+        weight_average = {} if self.weight_average is None else {
+            "training_state_dict": self.model.state_dict(), "weight_average_updates": self.weight_average.updates}
         save_checkpoint(self.last_checkpoint_path, {
             **checkpoint,
+            **weight_average,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "early_stopper": self.early_stopper.state_dict(),
@@ -276,7 +342,11 @@ class ModelTrainer:
             )
         checkpoint = load_checkpoint(path)
         check_resumable(checkpoint, self.checkpoint(0, {}), path)
-        self.model.load_state_dict(checkpoint["state_dict"])
+        # With a weight average, state_dict holds the average and training_state_dict the trained weights.
+        self.model.load_state_dict(checkpoint.get("training_state_dict", checkpoint["state_dict"]))
+        if self.weight_average is not None:
+            self.weight_average.model.load_state_dict(checkpoint["state_dict"])
+            self.weight_average.updates = checkpoint["weight_average_updates"]
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.schedule.load_state_dict(checkpoint["scheduler"])
         self.early_stopper.load_state_dict(checkpoint["early_stopper"])

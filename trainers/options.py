@@ -17,13 +17,14 @@ from evaluation.test_time_augmentation import TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
-from models.unet import DEFAULT_BASE_WIDTH
+from models.unet import DEFAULT_BASE_WIDTH, STEM_CHOICES
 from trainers.losses import LOSS_CHOICES
 from trainers.schedules import LR_SCHEDULE_CHOICES
 
 CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
-# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(1.02 + share of train pixels), between 1.4 for a
-# class covering every pixel and 50.5 for a very rare one.
+# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(c + share of train pixels). ENet's c = 1.02 gives
+# weights between 1.4 for a class covering every pixel and 50.5 for a very rare one; a larger c caps them
+# (c = 1.2: at most 5.5), which trades less pixel accuracy for rare classes.
 LOG_FREQUENCY_OFFSET = 1.02
 # The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
 OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "evaluation", "distributed", "output")
@@ -91,6 +92,13 @@ class TrainingOptions:
         DEFAULT_BASE_WIDTH, "channels of the U-net's first block; later blocks double it", "model",
         check=positive, requirement="use a positive number of channels",
     )
+    unet_stem: str = option(
+        "full",
+        "the U-net's first stage: full (the original's, at the input's size) or stride2 (a strided convolution "
+        "halves the input, every level runs at half size and the logits are upsampled: about a quarter of the FLOPs)",
+        "model",
+        choices=STEM_CHOICES,
+    )
     # optimisation
     epochs: int = option(32, "maximum number of epochs", "optimisation",
                          check=lambda value: value >= 1, requirement="train at least 1 epoch")
@@ -121,9 +129,18 @@ class TrainingOptions:
     )
     class_weights: str = option(
         "none",
-        "loss weight per class: inverse-log-freq gives 1/ln(1.02 + train pixel share), so rare garments count more",
+        "loss weight per class: inverse-log-freq gives 1/ln(C + train pixel share), C the --class-weight-offset, so "
+        "rare garments count more",
         "optimisation",
         choices=CLASS_WEIGHT_CHOICES,
+    )
+    class_weight_offset: float = option(
+        LOG_FREQUENCY_OFFSET,
+        f"C of inverse-log-freq's 1/ln(C + p) (ENet's {LOG_FREQUENCY_OFFSET:g}: weights up to 50; a larger C "
+        "gives smaller weights to rare classes, e.g. 1.2: up to 5.5)",
+        "optimisation",
+        check=lambda value: value > 1, requirement="use an offset above 1 (at 1 or below a weight is infinite or "
+        "negative)",
     )
     patience: int = option(7, "early stopping: stop after this many epochs without val loss improvement",
                            "optimisation")
@@ -137,15 +154,15 @@ class TrainingOptions:
     lr_schedule: str = option(
         "plateau",
         "learning rate over the run: plateau (divide by 10 after 3 epochs without val-loss improvement, the "
-        "original's); poly (× (1 − t)^0.9) or cosine (× ½(1 + cos πt)), stepped every batch, t the fraction of "
-        "training done (of the steps, or of --time-limit-minutes when that ends first)",
+        "original's); poly (× (1 − t)^0.9), cosine (× ½(1 + cos πt)) or linear (× (1 − t)), stepped every batch, t "
+        "the fraction of training done (of the steps, or of --time-limit-minutes when that ends first)",
         "optimisation",
         choices=LR_SCHEDULE_CHOICES,
         resume="match",
         reported=True,
     )
     warmup_epochs: float = option(
-        0.0, "poly and cosine: grow the rate linearly from 0 over this many first epochs", "optimisation",
+        0.0, "poly, cosine and linear: grow the rate linearly from 0 over this many first epochs", "optimisation",
         check=lambda value: value >= 0, requirement="use 0 (no warm-up) or more epochs",
     )
     loss: str = option(
@@ -154,6 +171,17 @@ class TrainingOptions:
         "the batch, which rewards rare classes)",
         "optimisation",
         choices=LOSS_CHOICES,
+        reported=True,
+    )
+    # The average's state is part of the run: a resumed run cannot start or stop averaging, or change its decay.
+    ema_decay: float = option(
+        0.0,
+        "validate, test and save an exponential moving average of the weights with this decay, updated after every "
+        "optimizer step (its decay warmed up as min(D, (1 + n) / (10 + n)) after n steps; BatchNorm statistics "
+        "averaged too); 0: off",
+        "optimisation",
+        check=lambda value: 0 <= value < 1, requirement="use 0 (off) or a decay below 1, e.g. 0.999",
+        resume="match",
         reported=True,
     )
     # Equal compute: the last epoch is cut so that its validation ends at the limit (trainers.schedules).
@@ -173,6 +201,17 @@ class TrainingOptions:
         "to size, flip, brightness/contrast/saturation jitter)",
         "augmentation",
         choices=AUGMENT_CHOICES,
+        reported=True,
+    )
+    # The share follows the schedules' t, so it ends at the same point of a step-counted or a time-limited run.
+    progressive_resize: float = option(
+        0.0,
+        "train the first F share of the run (of the steps, or of --time-limit-minutes: the t of the schedules) on "
+        "batches halved on the device (images bilinear with antialiasing, labels nearest), the rest at full size; "
+        "validation and test always at full size; 0: off",
+        "augmentation",
+        check=lambda value: 0 <= value <= 1, requirement="use a share from 0 (off) to 1 (the whole run at half size)",
+        resume="match",
         reported=True,
     )
     # precision
@@ -295,8 +334,9 @@ def check_option_values(options: TrainingOptions) -> None:
             raise ClothVisionError(f"{flag_of(option_field)} {display}: {metadata['requirement']}")
 
 
-def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Tensor | None:
-    """Per-class loss weights; None means unweighted.
+def class_weights_from_counts(pixel_counts: list[int], scheme: str,
+                              offset: float = LOG_FREQUENCY_OFFSET) -> torch.Tensor | None:
+    """Per-class loss weights; None means unweighted; offset is inverse-log-freq's C in 1/ln(C + share).
 
     Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
     would only add a term that grows as the model grows confident about everything else.
@@ -306,5 +346,5 @@ def class_weights_from_counts(pixel_counts: list[int], scheme: str) -> torch.Ten
     if scheme != "inverse-log-freq":
         raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
     counts = torch.tensor(pixel_counts, dtype=torch.float64)
-    weights = 1.0 / torch.log(LOG_FREQUENCY_OFFSET + counts / counts.sum())
+    weights = 1.0 / torch.log(offset + counts / counts.sum())
     return torch.where(counts > 0, weights, 0.0).float()

@@ -45,7 +45,7 @@ def check_options(names: list[str], options: TrainingOptions) -> None:
         ),
         (
             options.warmup_epochs == 0 or options.lr_schedule != "plateau",
-            "--warmup-epochs applies to --lr-schedule poly and cosine, not plateau",
+            "--warmup-epochs applies to --lr-schedule poly, cosine and linear, not plateau",
         ),
         # DeepLabV3's image-pooling branch normalises 1×1 features: BatchNorm needs two images to do that.
         (

@@ -5,6 +5,8 @@ validation, state_dict()/load_state_dict() for the checkpoint.
 
 - poly:   (1 − u)^0.9, the DeepLab / CE2P decay, stepped every batch
 - cosine: ½(1 + cos πu), the SCHP decay, stepped every batch
+- linear: 1 − u, stepped every batch: "Budgeted Training" (Li et al., ICLR 2020) found a linear decay to zero
+  at the budget's end the most robust schedule for a fixed budget
 - plateau: ReduceLROnPlateau on the val loss, the original project's; it ignores t and acts at end_epoch.
 
 Progress t runs from 0 (first batch) to 1 (end of training): RunProgress gives the fraction of the planned
@@ -13,7 +15,7 @@ used, so a time-limited run also ends at the decay's end point whatever the mach
 
 With a warm-up fraction w the rate first grows linearly from 0 to the base rate over t in [0, w] and then
 decays over the rest, u = (t − w) / (1 − w), so the multiplier is continuous and still ends at the decay's
-end point (0 for both).
+end point (0 for all three).
 """
 
 import math
@@ -23,9 +25,12 @@ import torch
 
 from trainers.distributed import value_of_rank_zero
 
-PROGRESS_SCHEDULES = ("poly", "cosine")
+PROGRESS_SCHEDULES = ("poly", "cosine", "linear")
 LR_SCHEDULE_CHOICES = ("plateau", *PROGRESS_SCHEDULES)
 POLY_POWER = 0.9
+# A forward pass costs about a third of a training step (the backward pass about twice the forward): what a
+# validation batch is estimated at before the first validation has been timed.
+FORWARD_SHARE_OF_A_STEP = 1 / 3
 PLATEAU_PATIENCE = 3
 PLATEAU_FACTOR = 0.1
 
@@ -50,6 +55,8 @@ def lr_multiplier(kind: str, progress: float, warmup: float = 0.0) -> float:
     decayed = (progress - warmup) / (1.0 - warmup)
     if kind == "poly":
         return (1.0 - decayed) ** POLY_POWER
+    if kind == "linear":
+        return 1.0 - decayed
     return 0.5 * (1.0 + math.cos(math.pi * decayed))
 
 
@@ -130,12 +137,15 @@ class RunProgress:
     cosine reach their end at that step. Under torchrun rank 0's clock decides for every rank.
     """
 
-    def __init__(self, epochs: int, steps_per_epoch: int, time_limit_minutes: float, device: torch.device):
+    def __init__(self, epochs: int, steps_per_epoch: int, time_limit_minutes: float, device: torch.device,
+                 validation_steps: int = 0):
         self.epochs, self.steps_per_epoch, self.device = epochs, steps_per_epoch, device
+        self.validation_steps = validation_steps
         self.limit_seconds = 60 * time_limit_minutes
         self.used_seconds = 0.0  # by the finished epochs
         self.validation_seconds = 0.0  # the last validation's: what the next one is expected to take
-        self.epoch_started = self.validation_started = time.perf_counter()
+        self.epoch_started = self.validation_started = self.first_step_ended = time.perf_counter()
+        self.seconds_per_step = 0.0
 
     def resume(self, history: list[dict]) -> None:
         self.used_seconds = sum(row["seconds"] for row in history)
@@ -158,6 +168,22 @@ class RunProgress:
         planned = ((epoch - 1) * self.steps_per_epoch + step - 1) / (self.epochs * self.steps_per_epoch)
         in_epoch = time.perf_counter() - self.epoch_started
         return max(planned, self.share_of_limit(self.used_seconds + in_epoch + self.validation_seconds))
+
+    def remaining_seconds(self, epoch: int, steps_done: int) -> float:
+        """Called after step `steps_done` of `epoch` once the device has finished it: the training and
+        validation seconds left if every epoch runs, capped by the time limit. The seconds per step are this
+        epoch's after its first step (which carries one-off costs; the first step alone is all there is to go
+        by after it); a validation is estimated as long as the last one or, before any, as its batches at a
+        third of a training step each."""
+        now = time.perf_counter()
+        if steps_done == 1:
+            self.first_step_ended = now
+        in_epoch = now - self.epoch_started
+        self.seconds_per_step = in_epoch if steps_done == 1 else (now - self.first_step_ended) / (steps_done - 1)
+        validation = self.validation_seconds or self.validation_steps * self.seconds_per_step * FORWARD_SHARE_OF_A_STEP
+        steps_left = self.steps_per_epoch - steps_done + (self.epochs - epoch) * self.steps_per_epoch
+        remaining = steps_left * self.seconds_per_step + (self.epochs - epoch + 1) * validation
+        return min(remaining, max(self.limit_seconds - self.used_seconds - in_epoch, 0.0))
 
     def out_of_time(self) -> bool:
         """Between epochs: whether the next one's validation alone would end past the limit."""
