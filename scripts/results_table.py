@@ -9,6 +9,10 @@ recipe's mean ± standard deviation over its seeds of val and test mIoU; the rec
 mean val mIoU over its seeds; each run's checkpoint is its epoch of highest val mIoU); and the chosen recipe
 against each other one on test, with an interval over seeds and test photos and a verdict only with 3 seeds
 each (evaluation/bootstrap.py). Test numbers are reported, never used to choose.
+
+With a baseline recipe (--baseline, the study's first), every other recipe is also compared with it on val,
+the split that chooses: what a screening keeps or drops. Each run's checkpoint is scored on val at the
+annotations' own size once, as `train.py --evaluate <checkpoint> --split val` writes it beside the checkpoint.
 """
 
 import argparse
@@ -17,9 +21,11 @@ import json
 import math
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from evaluation.bootstrap import (
@@ -32,8 +38,10 @@ from evaluation.bootstrap import (
 from evaluation.garment_groups import garment_groups_for
 from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError, run_cli
+from trainers.evaluate_command import default_report_path
+from trainers.evaluation import evaluate_checkpoint
 from trainers.metrics import group_metrics, metrics_from_confusion
-from trainers.report import read_image_confusion
+from trainers.report import images_path, read_image_confusion, write_test_report
 
 
 def read_history(path: Path) -> list[dict]:
@@ -150,19 +158,38 @@ def noise_floor(by_recipe: dict[str, list[Run]]) -> str:
             f"with several seeds) is {100 * val:.2f} points of val mIoU and {100 * test:.2f} points of test mIoU.")
 
 
-def verdict_table(by_recipe: dict[str, list[Run]], chosen: str) -> str:
-    """The chosen recipe against each other one: test mIoU difference, interval over seeds and photos, verdict."""
-    image_statistics_of = {recipe: [image_statistics(read_image_confusion(run.folder / f"{run.model}_test.json")[1])
-                                    for run in runs] for recipe, runs in by_recipe.items()}
-    lines = ["| recipes | test mIoU difference | 95 % interval (seeds and photos) | verdict |", "|---|---:|---:|---|"]
-    for other in by_recipe:
-        if other != chosen:
-            compared = seeded_paired_difference(image_statistics_of[chosen], image_statistics_of[other])
-            low, high = (100 * bound for bound in compared["interval"])
-            said = verdict(chosen, other, compared["interval"], len(by_recipe[chosen]), len(by_recipe[other]))
-            lines.append(f"| {chosen} − {other} | {100 * compared['difference']:+.2f} | {low:+.2f} to {high:+.2f} "
-                         f"| {said} |")
+def image_confusion_on_val(run: Run) -> np.ndarray:
+    """The per-image confusion matrices of the run's checkpoint on val, at the annotations' own size: read from
+    where `train.py --evaluate <checkpoint> --split val` writes them, else scored now and written there."""
+    checkpoint = run.folder / f"{run.model}.pt"
+    report_path = default_report_path(checkpoint, "val", "none")
+    if not images_path(report_path).is_file():
+        report = evaluate_checkpoint(checkpoint, run.options["data"], "val", device=run.options["device"],
+                                     precision=run.options["precision"])
+        image_ids, image_confusion = report.pop("image_ids"), report.pop("image_confusion")
+        write_test_report(report, image_ids, image_confusion, report_path)
+    return read_image_confusion(report_path)[1]
+
+
+def comparison_table(by_recipe: dict[str, list[Run]], pairs: list[tuple[str, str]], split: str,
+                     image_confusion_of: Callable[[Run], np.ndarray]) -> str:
+    """Per pair (a, b): the difference of the seeds' mean mIoU on split, its interval over seeds and photos, and
+    the verdict."""
+    statistics_of = {recipe: [image_statistics(image_confusion_of(run)) for run in by_recipe[recipe]]
+                     for recipe in dict.fromkeys(recipe for pair in pairs for recipe in pair)}
+    lines = [f"| recipes | {split} mIoU difference | 95 % interval (seeds and photos) | verdict |",
+             "|---|---:|---:|---|"]
+    for first, second in pairs:
+        compared = seeded_paired_difference(statistics_of[first], statistics_of[second])
+        low, high = (100 * bound for bound in compared["interval"])
+        said = verdict(first, second, compared["interval"], len(by_recipe[first]), len(by_recipe[second]))
+        lines.append(f"| {first} − {second} | {100 * compared['difference']:+.2f} | {low:+.2f} to {high:+.2f} "
+                     f"| {said} |")
     return "\n".join(lines)
+
+
+def image_confusion_on_test(run: Run) -> np.ndarray:
+    return read_image_confusion(run.folder / f"{run.model}_test.json")[1]
 
 
 def baseline_text(report: dict) -> str:
@@ -177,10 +204,23 @@ def baseline_text(report: dict) -> str:
             f"group mIoU {100 * groups['miou']:.1f} %.")
 
 
-def results_table(results_dir: Path) -> str:
+def lever_text(by_recipe: dict[str, list[Run]], baseline: str) -> list[str]:
+    """Every recipe against the baseline on val (what a screening keeps), as the summary's lines."""
+    if baseline not in by_recipe:
+        raise ClothVisionError(f"--baseline {baseline}: no run of that recipe in the results; use one of "
+                               f"{', '.join(by_recipe)}")
+    pairs = [(recipe, baseline) for recipe in by_recipe if recipe != baseline]
+    return [f"Every recipe against the baseline {baseline} on val, the split that chooses (each run's checkpoint "
+            "scored on val at the annotations' own size, TTA none; interval over seeds and val photos; a verdict "
+            f"needs {MIN_SEEDS} seeds each and an interval clear of 0):", "",
+            comparison_table(by_recipe, pairs, "val", image_confusion_on_val), ""]
+
+
+def results_table(results_dir: Path, baseline: str | None = None) -> str:
     by_recipe = runs_by_recipe(results_dir)
     chosen = chosen_on_val(by_recipe)
     first_report = next(iter(by_recipe.values()))[0].report
+    others = [(chosen, other) for other in by_recipe if other != chosen]
     return "\n".join([
         "Val chooses, test reports: the chosen recipe has the highest mean val mIoU over its seeds; test metrics "
         f"are those of each run's best checkpoint (highest val mIoU), at the annotations' own size, TTA "
@@ -192,13 +232,18 @@ def results_table(results_dir: Path) -> str:
         f"The recipe chosen on val against each other one on test: the difference of the seeds' mean test mIoU in "
         f"points, its 95 % interval from a bootstrap over each recipe's seeds and then over the test photos (the "
         f"same photos for both); a verdict needs {MIN_SEEDS} seeds each and an interval clear of 0.", "",
-        verdict_table(by_recipe, chosen), ""])
+        comparison_table(by_recipe, others, "test", image_confusion_on_test), "",
+        *(lever_text(by_recipe, baseline) if baseline is not None else [])])
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description="Print the tables of a study's results folder.")
     parser.add_argument("results_dir", type=Path, help="a study's results folder (e.g. results/cpu)")
-    table = results_table(parser.parse_args(argv).results_dir)
+    parser.add_argument("--baseline", default=None, metavar="RECIPE",
+                        help="also compare every recipe with this one on val (scoring each checkpoint on val once) "
+                             "(default: none)")
+    args = parser.parse_args(argv)
+    table = results_table(args.results_dir, args.baseline)
     print(table)
     return table
 

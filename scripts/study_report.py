@@ -72,7 +72,7 @@ def write_report(study: "Study", data_dir: Path, tags_dir: Path, command: str, s
         plot_comparison({recipe: runs[0].history for recipe, runs in by_recipe.items()}, study.figure,
                         against_minutes=study.time_limit_minutes is not None)
         chosen = max(by_recipe[chosen_on_val(by_recipe)], key=lambda run: run.val_miou)
-        lines += [results_table(study.results),
+        lines += [results_table(study.results, baseline=study.recipes[0]),
                   "## Throughput (each recipe's first seed)", "",
                   throughput_table(by_recipe, study.image_size, len(cache.split_indices("train")),
                                    study.device == "cuda"), "",

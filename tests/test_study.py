@@ -15,6 +15,7 @@ from helpers.errors import ClothVisionError
 from scripts import results_table, study, study_report
 from trainers.checkpointing import write_history_csv
 from trainers.command_line import parse_given_options
+from trainers.evaluate_command import default_report_path
 from trainers.metrics import group_metrics, metrics_from_confusion
 from trainers.report import write_test_report
 
@@ -59,6 +60,16 @@ def test_the_cpu_hour_screen_changes_one_lever_of_the_provisional_recipe_per_rec
     # The study's 5 minutes replace the recipe's 60 on the command line.
     command = study.training_command(screen, "cpu-hour-ema", 1, resume=False)
     assert parse_given_options(command[2:])["time_limit_minutes"] == 5
+
+
+def test_the_cpu_hour_confirmation_pits_the_two_levers_the_screen_kept_against_the_provisional_recipe():
+    confirm = study.read_study(STUDIES / "cpu-hour-confirm.json")
+    assert confirm.recipes == ("cpu-hour", "cpu-hour-candidate")
+    assert (confirm.seeds, confirm.parallel, confirm.time_limit_minutes) == ((0, 1, 2), 2, 20)
+    baseline, candidate = (parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
+                           for recipe in confirm.recipes)
+    assert {key: value for key, value in candidate.items() if baseline.get(key) != value} == {
+        "class_weights": "inverse-log-freq", "class_weight_offset": 1.2, "progressive_resize": 0.5}
 
 
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
@@ -203,3 +214,34 @@ def test_shrunk_dataset_preprocesses_to_the_same_labels_and_nearly_the_same_phot
     assert small.meta["class_names"] == full.meta["class_names"] and small.meta["split"] == full.meta["split"]
     # JPEG re-encoding only: these tiny noisy photos lose ~4 levels on average, a wrong resize far more.
     assert np.abs(small.images.astype(int) - full.images.astype(int)).mean() < 8
+
+
+def test_every_recipe_is_compared_with_the_baseline_on_val_from_the_val_scores_beside_its_checkpoint(tmp_path):
+    rng = np.random.default_rng(1)
+    photos = np.array([[[900, 0, 0], [0, int(rng.integers(50, 150)), 0], [0, 0, int(rng.integers(20, 60))]]
+                       for _ in range(8)])
+
+    def val_scores(folder: Path, share: float) -> None:
+        """What `train.py --evaluate unet.pt --split val` leaves beside the checkpoint: share of each garment's
+        pixels taken for background on every val photo."""
+        matrices = photos.copy()
+        lost = (matrices[:, 1:, 1:] * share).astype(int)
+        matrices[:, 1:, 1:] -= lost
+        matrices[:, 1:, 0] += lost.sum(axis=2)
+        write_test_report({"split": "val"}, [f"{index:04d}" for index in range(len(matrices))], matrices,
+                          default_report_path(folder / "unet.pt", "val", "none"))
+
+    # On test the two recipes are the same; on val "lever" loses less of every garment at every seed.
+    for seed, (lever, baseline) in enumerate(((0.1, 0.4), (0.15, 0.45), (0.1, 0.5))):
+        for recipe, share in (("lever", lever), ("baseline", baseline)):
+            write_run(tmp_path / recipe / f"seed-{seed}", photos.tolist(), 0.3, 1e-4)
+            val_scores(tmp_path / recipe / f"seed-{seed}", share)
+    write_run(tmp_path / "single" / "seed-0", photos.tolist(), 0.3, 1e-4)
+    val_scores(tmp_path / "single" / "seed-0", 0.0)
+    table = results_table.results_table(tmp_path, baseline="baseline")
+    assert "Every recipe against the baseline baseline on val" in table
+    rows = [line for line in table.splitlines() if line.startswith(("| lever − baseline |", "| single − baseline |"))]
+    assert rows[0].startswith("| lever − baseline | +") and rows[0].endswith("| lever better |")
+    assert rows[1].endswith("| no verdict (fewer than 3 seeds) |")
+    with pytest.raises(ClothVisionError, match="^--baseline missing: no run of that recipe in the results; use one of"):
+        results_table.results_table(tmp_path, baseline="missing")
