@@ -4,17 +4,15 @@ and the final rate are in the run's files. A fake clock makes every number indep
 
 import csv
 import json
-import time
 
 import pytest
-import torch
 from training_runs import (
+    fake_training_clock,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
 from helpers.checkpoint import load_checkpoint
-from trainers import model_trainer as model_trainer_module
 
 SECONDS_PER_STEP = 1.0
 SECONDS_PER_VALIDATION = 2.0
@@ -25,24 +23,8 @@ LIMIT_MINUTES = 64.5 / 60
 
 @pytest.fixture
 def fake_clock(monkeypatch) -> list[float]:
-    """time.perf_counter advanced only by optimizer steps and validations; returns the rates of every step."""
-    now = [0.0]
-    rates = []
-    step, evaluate = torch.optim.Adam.step, model_trainer_module.evaluate
-
-    def timed_step(optimizer, *arguments, **keywords):
-        rates.append(optimizer.param_groups[0]["lr"])
-        now[0] += SECONDS_PER_STEP
-        return step(optimizer, *arguments, **keywords)
-
-    def timed_validation(*arguments, **keywords):
-        now[0] += SECONDS_PER_VALIDATION
-        return evaluate(*arguments, **keywords)
-
-    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(torch.optim.Adam, "step", timed_step)
-    monkeypatch.setattr(model_trainer_module, "evaluate", timed_validation)
-    return rates
+    """The rates of every step, under a clock advanced only by optimizer steps and validations."""
+    return fake_training_clock(monkeypatch, SECONDS_PER_STEP, SECONDS_PER_VALIDATION)
 
 
 def test_a_time_limited_run_uses_its_budget_and_ends_its_schedule_at_its_last_step(cache_dir, tmp_path,

@@ -9,36 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 from training_runs import (
+    fake_training_clock,
     run_train,
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from trainers import model_trainer as model_trainer_module
 from trainers.options import make_options
 from trainers.run_estimate import CPU_RECIPE_COMMANDS, WholeRunEstimate, describe_duration
 from trainers.schedules import RunProgress
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "cpu-hour.json"
 SECONDS_PER_VALIDATION = 2.0
-
-
-def fake_clock(monkeypatch, seconds_per_step: float) -> list[float]:
-    """time.perf_counter advanced only by optimizer steps and validations."""
-    now = [0.0]
-    step, evaluate = torch.optim.Adam.step, model_trainer_module.evaluate
-
-    def timed_step(optimizer, *arguments, **keywords):
-        now[0] += seconds_per_step
-        return step(optimizer, *arguments, **keywords)
-
-    def timed_validation(*arguments, **keywords):
-        now[0] += SECONDS_PER_VALIDATION
-        return evaluate(*arguments, **keywords)
-
-    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
-    monkeypatch.setattr(torch.optim.Adam, "step", timed_step)
-    monkeypatch.setattr(model_trainer_module, "evaluate", timed_validation)
-    return now
 
 
 @pytest.mark.parametrize(("seconds_per_step", "estimate", "warned"), [
@@ -48,7 +29,7 @@ def fake_clock(monkeypatch, seconds_per_step: float) -> list[float]:
 ])
 def test_the_whole_run_estimate_is_printed_after_the_third_step(cache_dir, tmp_path, monkeypatch, capsys,
                                                                 seconds_per_step, estimate, warned):
-    fake_clock(monkeypatch, seconds_per_step)
+    fake_training_clock(monkeypatch, seconds_per_step, SECONDS_PER_VALIDATION)
     run_train(model="unet", data=cache_dir, out=tmp_path, batch_size=2, epochs=3, patience=100)
     lines = [line for line in capsys.readouterr().out.splitlines() if "two hours" in line or "whole run" in line]
     assert lines[0] == (f"unet: {estimate}, every epoch and validation, capped by a time limit)")

@@ -4,6 +4,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from synthetic_ccp import write_ccp_layout
 
 from preprocess import preprocess
 from train import train
+from trainers import model_trainer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Small enough for a CPU shared by the whole suite: a U-net of base width 4, DeepLabV3 from scratch.
@@ -119,3 +121,24 @@ class LineReader:
             remaining.append(line)
         self.seen.extend(remaining)
         return remaining
+
+
+def fake_training_clock(monkeypatch, seconds_per_step: float, seconds_per_validation: float) -> list[float]:
+    """time.perf_counter advanced only by optimizer steps and validations, so that every time a trainer measures
+    is the same on any machine; returns the learning rate of every step, filled as the run goes."""
+    now, rates = [0.0], []
+    step, evaluate = torch.optim.Adam.step, model_trainer.evaluate
+
+    def timed_step(optimizer, *arguments, **keywords):
+        rates.append(optimizer.param_groups[0]["lr"])
+        now[0] += seconds_per_step
+        return step(optimizer, *arguments, **keywords)
+
+    def timed_validation(*arguments, **keywords):
+        now[0] += seconds_per_validation
+        return evaluate(*arguments, **keywords)
+
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(torch.optim.Adam, "step", timed_step)
+    monkeypatch.setattr(model_trainer, "evaluate", timed_validation)
+    return rates
