@@ -14,7 +14,7 @@ from inference.attire import PredictionSource, describe_photo
 from inference.image_tags import garment_group_of_class, photo_tags, tag_file_of
 from inference.predictor import SegmentationPredictor
 from inference.tag_scores import score_tags, tag_score_table
-from scripts.results_table import Run
+from scripts.results_table import Run, image_confusion_on_val
 from trainers.evaluation import evaluate_checkpoint
 
 # The --min-share values tried on the val split.
@@ -22,10 +22,12 @@ MIN_SHARE_CANDIDATES = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
 
 
 def flip_tta_gain_on_val(run: Run, cache_dir: Path, device: str) -> dict:
-    """{metric: {"difference": flip − none, "interval": [low, high]}} for pixel accuracy and mIoU on val."""
+    """{metric: {"difference": flip − none, "interval": [low, high]}} for pixel accuracy and mIoU on val; the
+    scores without TTA are those the study's val comparison already wrote beside the checkpoint."""
     checkpoint = run.folder / f"{run.model}.pt"
-    with_flip, without = (image_statistics(evaluate_checkpoint(checkpoint, cache_dir, "val", device=device,
-                                                               tta=tta)["image_confusion"]) for tta in ("flip", "none"))
+    with_flip = image_statistics(evaluate_checkpoint(checkpoint, cache_dir, "val", device=device,
+                                                     tta="flip")["image_confusion"])
+    without = image_statistics(image_confusion_on_val(run))
     return {metric: paired_difference(with_flip, without, metric) for metric in ("pixel_accuracy", "miou")}
 
 
