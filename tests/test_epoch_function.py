@@ -48,7 +48,7 @@ def test_progressive_resizing_halves_the_batches_of_the_first_share_of_the_run(c
     # 8 steps in the run: t = 0 and 1/8 come before 0.25, t = 2/8 and 3/8 do not.
     metrics = one_epoch(cache_dir, "linear", epoch=1, network=network, half_size_until=0.25)
     assert sizes == [(16, 16), (16, 16), (32, 32), (32, 32)]
-    assert metrics["steps"] == 4 and 0 < metrics["loss"] < 10
+    assert (metrics["steps"], metrics["half_size_steps"]) == (4, 2) and 0 < metrics["loss"] < 10
 
 
 def test_plateau_and_progress_schedules_are_called_the_same_way():

@@ -18,6 +18,7 @@ from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, tra
 from trainers.metrics import correct_pixels
 from trainers.model_trainer import WeightAverage
 from trainers.options import check_option_values, class_weights_from_counts
+from trainers.schedules import PlateauSchedule
 
 
 def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:
@@ -104,6 +105,18 @@ def test_early_stopping_ends_the_run(cache_dir, tmp_path):
     # The first epoch improves on no loss at all; no later val loss improves by 100, so epoch 2 is bad.
     result = run_train(model="unet", data=cache_dir, out=tmp_path, epochs=5, patience=1, min_delta=100.0)["unet"]
     assert [row["epoch"] for row in result["history"]] == [1, 2]
+
+
+def test_val_loss_decisions_wait_for_the_epochs_trained_at_full_size(cache_dir, tmp_path, monkeypatch):
+    # 6 epochs of 2 steps: the steps at t = 0 to 5/12 (epochs 1-3) train at half size, where the val loss (at full
+    # size) says little. The same early stopper as above first sees epoch 4, so epoch 5 is the bad one.
+    losses_seen = []
+    monkeypatch.setattr(PlateauSchedule, "end_epoch", lambda schedule, val_loss: losses_seen.append(val_loss))
+    result = run_train(model="unet", data=cache_dir, out=tmp_path, epochs=6, patience=1, min_delta=100.0,
+                       lr_schedule="plateau", progressive_resize=0.5)["unet"]
+    history = result["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5]
+    assert losses_seen == [history[3]["val_loss"], history[4]["val_loss"]]
 
 
 def test_backbone_learns_ten_times_slower_and_stays_frozen_at_first(cache_dir):

@@ -101,7 +101,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
     Before each step the schedule gets the run's progress; past the time limit the epoch ends there (after
     its first step, so that it has a loss). A NaN or infinite loss ends the run on every rank (looked at every
     few steps). Returns the loss and pixel accuracy over all ranks, the steps taken and the rates of the
-    epoch's first and last steps (of the first parameter group)."""
+    epoch's first and last steps (of the first parameter group) and how many of its steps were at half size."""
     device, class_weights = loader.device, criterion.weight
     loader.set_epoch(epoch)
     accumulator = accumulator_dtype_for(device)
@@ -109,7 +109,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
     totals = torch.zeros(4, dtype=accumulator, device=device)
     # Non-finite steps so far and the first of them (trainers.losses.stop_if_any_step_not_finite).
     non_finite = torch.zeros(2, dtype=accumulator, device=device)
-    rates = []
+    rates, half_size_steps = [], 0
     bar = tqdm(loader, total=len(loader), desc=f"{name} epoch {epoch}/{run_progress.epochs}", leave=False,
                dynamic_ncols=True, disable=None if show_progress else True)
     for step, (images, labels) in enumerate(bar, start=1):
@@ -119,6 +119,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         schedule.step(progress)
         if progress < half_size_until:
             images, labels = half_size_batch(images, labels)
+            half_size_steps += 1
         rates.append(optimizer.param_groups[0]["lr"])
         with precision.autocast():
             logits = network(precision.place(images, device))
@@ -156,7 +157,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
     stop_if_any_step_not_finite(non_finite, name, epoch, len(rates))  # the steps since the last look, if cut
     loss_sum, loss_weight, correct, pixels = all_reduce_sum(totals).tolist()
     return {"loss": loss_sum / loss_weight, "accuracy": correct / pixels, "steps": len(rates),
-            "first_lr": rates[0], "last_lr": rates[-1]}
+            "first_lr": rates[0], "last_lr": rates[-1], "half_size_steps": half_size_steps}
 
 
 class ModelTrainer:
@@ -255,9 +256,16 @@ class ModelTrainer:
             train_metrics = self.train_one_epoch(epoch)
             self.run_progress.start_validation()
             val_metrics = self.evaluate("val")
-            self.schedule.end_epoch(val_metrics["loss"])
+            # Validation is at full size. After an epoch of half-size batches (--progressive-resize) the val loss
+            # measures a scale the network has not been trained at and rises while that phase goes on (the CPU
+            # hour's first reference attempt: the plateau cut the rate to 1e-8 before the full-size half began).
+            # The decisions on the val loss wait for the epochs trained at full size.
+            full_size_epoch = train_metrics["half_size_steps"] == 0
+            if full_size_epoch:
+                self.schedule.end_epoch(val_metrics["loss"])
             stopped_early = decision_of_rank_zero(
-                self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]), self.device
+                full_size_epoch and self.early_stopper.should_stop(train_metrics["loss"], val_metrics["loss"]),
+                self.device,
             )
             seconds = self.run_progress.end_epoch()
             self.history.append({"epoch": epoch, "train_loss": train_metrics["loss"],

@@ -208,7 +208,8 @@ class TrainingOptions:
         0.0,
         "train the first F share of the run (of the steps, or of --time-limit-minutes: the t of the schedules) on "
         "batches halved on the device (images bilinear with antialiasing, labels nearest), the rest at full size; "
-        "validation and test always at full size; 0: off",
+        "validation and test always at full size, the plateau schedule and early stopping heed only the full-size "
+        "epochs' val loss; 0: off",
         "augmentation",
         check=lambda value: 0 <= value <= 1, requirement="use a share from 0 (off) to 1 (the whole run at half size)",
         resume="match",
