@@ -80,12 +80,14 @@ def test_durations_read_as_seconds_minutes_or_hours():
         "45 s", "59 s", "12 min", "1 h 00 min", "1 h 00 min", "64 h 05 min"]
 
 
-def test_the_cpu_recipe_is_a_60_minute_unet_at_240x144_marked_provisional():
+def test_the_cpu_recipe_is_a_60_minute_unet_at_240x144_with_the_levers_val_chose():
     keywords = json.loads(RECIPE.read_text(encoding="utf-8"))
-    assert "PROVISIONAL" in keywords.pop("description")
+    assert "chosen on val" in keywords.pop("description")
     options = make_options(**keywords)
     assert (options.model, options.unet_base_width, options.lr_schedule, options.loss, options.augment) == (
         "unet", 16, "plateau", "ce", "flip")
+    assert (options.class_weights, options.class_weight_offset, options.progressive_resize) == (
+        "inverse-log-freq", 1.2, 0.5)
     assert options.time_limit_minutes == 60 and options.patience >= options.epochs
     assert "--size 240 144 --out data/processed_240x144" in CPU_RECIPE_COMMANDS[0]
     assert f"--config recipes/{RECIPE.name} --data data/processed_240x144" in CPU_RECIPE_COMMANDS[1]

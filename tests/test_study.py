@@ -38,7 +38,7 @@ def test_study_files_name_their_recipes_seeds_and_limits():
     assert (gpu.image_size, gpu.device, gpu.deadline_minutes, gpu.time_limit_minutes) == ((496, 304), "cuda", 8, None)
 
 
-def test_the_cpu_hour_screen_changes_one_lever_of_the_provisional_recipe_per_recipe_for_5_minutes():
+def test_the_cpu_hour_screen_changes_one_lever_of_the_baseline_recipe_per_recipe_for_5_minutes():
     screen = study.read_study(STUDIES / "cpu-hour-screen.json")
     assert (screen.seeds, screen.parallel, screen.time_limit_minutes) == ((0, 1, 2), 2, 5)
     assert screen.image_size == (240, 144) and screen.cache == Path("data/processed_240x144")
@@ -46,11 +46,11 @@ def test_the_cpu_hour_screen_changes_one_lever_of_the_provisional_recipe_per_rec
     def keywords(recipe: str) -> dict:
         return parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
 
-    baseline = keywords("cpu-hour")
+    baseline = keywords("cpu-hour-baseline")
     changes = {recipe: {key: value for key, value in keywords(recipe).items() if baseline.get(key) != value}
                for recipe in screen.recipes}
     assert changes == {
-        "cpu-hour": {},
+        "cpu-hour-baseline": {},
         "cpu-hour-stride2": {"unet_stem": "stride2"},
         "cpu-hour-class-weights": {"class_weights": "inverse-log-freq", "class_weight_offset": 1.2},
         "cpu-hour-ema": {"ema_decay": 0.999},
@@ -62,14 +62,19 @@ def test_the_cpu_hour_screen_changes_one_lever_of_the_provisional_recipe_per_rec
     assert parse_given_options(command[2:])["time_limit_minutes"] == 5
 
 
-def test_the_cpu_hour_confirmation_pits_the_two_levers_the_screen_kept_against_the_provisional_recipe():
+def test_the_cpu_hour_recipe_is_the_baseline_with_the_two_levers_the_screen_kept_confirmed_and_run_for_an_hour():
     confirm = study.read_study(STUDIES / "cpu-hour-confirm.json")
-    assert confirm.recipes == ("cpu-hour", "cpu-hour-candidate")
+    assert confirm.recipes == ("cpu-hour-baseline", "cpu-hour")
     assert (confirm.seeds, confirm.parallel, confirm.time_limit_minutes) == ((0, 1, 2), 2, 20)
-    baseline, candidate = (parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
-                           for recipe in confirm.recipes)
-    assert {key: value for key, value in candidate.items() if baseline.get(key) != value} == {
+    baseline, chosen = (parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
+                        for recipe in confirm.recipes)
+    assert {key: value for key, value in chosen.items() if baseline.get(key) != value} == {
         "class_weights": "inverse-log-freq", "class_weight_offset": 1.2, "progressive_resize": 0.5}
+    # The reference run: both recipes one after the other, each alone on the machine for the recipe's hour.
+    reference = study.read_study(STUDIES / "cpu-hour-reference.json")
+    assert (reference.recipes, reference.seeds, reference.parallel) == (("cpu-hour", "cpu-hour-baseline"), (0,), 1)
+    command = study.training_command(reference, "cpu-hour", 0, resume=False)
+    assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == chosen["time_limit_minutes"]
 
 
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
