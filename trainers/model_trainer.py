@@ -257,10 +257,11 @@ class ModelTrainer:
             self.run_progress.start_validation()
             val_metrics = self.evaluate("val")
             # Validation is at full size. After an epoch of half-size batches (--progressive-resize) the val loss
-            # measures a scale the network has not been trained at and rises while that phase goes on (the CPU
-            # hour's first reference attempt: the plateau cut the rate to 1e-8 before the full-size half began).
-            # The decisions on the val loss wait for the epochs trained at full size.
-            full_size_epoch = train_metrics["half_size_steps"] == 0
+            # measures a scale the network has not been trained at and rises while that phase goes on (a plateau
+            # cut the rate to 1e-8 before a 60-minute run's full-size half began), so the decisions on the val
+            # loss wait for the epochs trained at full size. Rank 0's count: a time-limited run's ranks read their
+            # own clocks, and a rate cut on some ranks only would split their weights apart.
+            full_size_epoch = decision_of_rank_zero(train_metrics["half_size_steps"] == 0, self.device)
             if full_size_epoch:
                 self.schedule.end_epoch(val_metrics["loss"])
             stopped_early = decision_of_rank_zero(
