@@ -8,8 +8,8 @@ from training_runs import single_torch_thread  # noqa: F401 (autouse fixture: te
 
 from dataset import IGNORE_INDEX, DeviceBatchLoader, load_cache
 from helpers.devices import resolve_precision
-from trainers.model_trainer import train_one_epoch
 from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, build_schedule
+from trainers.training_epoch import train_one_epoch
 
 EPOCHS = 2
 

@@ -12,7 +12,7 @@ from training_runs import (
 
 from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
-from trainers import losses
+from trainers import losses, training_epoch
 from trainers import model_trainer as model_trainer_module
 
 EPOCHS = 4
@@ -92,7 +92,7 @@ def test_the_soft_jaccard_option_adds_its_term_to_the_training_loss(cache_dir, t
         calls.append(logits.shape)
         return term(logits, labels, ignore_index)
 
-    monkeypatch.setattr(model_trainer_module, "soft_jaccard_loss", counted)
+    monkeypatch.setattr(training_epoch, "soft_jaccard_loss", counted)
     run_train(model="unet", data=cache_dir, out=tmp_path, epochs=1, loss="ce+jaccard")
     assert len(calls) == 2  # one per training step, none in evaluation
     assert json.loads((tmp_path / "unet_test.json").read_text())["loss"] > 0
@@ -108,7 +108,7 @@ def test_a_loss_turning_nan_stops_the_run_at_that_step_and_keeps_the_last_good_e
         value = term(logits, labels, ignore_index)
         return value * float("nan") if calls["steps"] == 4 else value
 
-    monkeypatch.setattr(model_trainer_module, "soft_jaccard_loss", nan_at_the_fourth_step)
+    monkeypatch.setattr(training_epoch, "soft_jaccard_loss", nan_at_the_fourth_step)
     with pytest.raises(ClothVisionError, match=r"^unet: the training loss became nan at epoch 2, step 2; .*"
                                                r"--lr.*--precision fp32.*--resume"):
         run_train(model="unet", data=cache_dir, out=tmp_path, epochs=EPOCHS, loss="ce+jaccard")

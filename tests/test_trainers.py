@@ -16,9 +16,9 @@ from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.metrics import correct_pixels
-from trainers.model_trainer import WeightAverage
 from trainers.options import check_option_values, class_weights_from_counts
 from trainers.schedules import PlateauSchedule
+from trainers.training_epoch import WeightAverage
 
 
 def make_trainer(name: str, cache_dir, **options) -> ModelTrainer:
