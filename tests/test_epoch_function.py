@@ -21,10 +21,10 @@ def one_epoch(cache_dir, schedule_kind: str, time_limit_minutes: float = float("
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     loader = DeviceBatchLoader(load_cache(cache_dir), "train", 2, torch.device("cpu"), shuffle=True, seed=0)
     criterion = nn.CrossEntropyLoss(reduction="sum", ignore_index=IGNORE_INDEX)
-    progress = RunProgress(EPOCHS, len(loader), time_limit_minutes, torch.device("cpu"))
-    return train_one_epoch(network, criterion, optimizer, loader, build_schedule(optimizer, schedule_kind, 0, EPOCHS),
-                           progress, resolve_precision("fp32", torch.device("cpu")), epoch=epoch, show_progress=False,
+    progress = RunProgress(EPOCHS, len(loader), time_limit_minutes, torch.device("cpu"),
                            half_size_until=half_size_until)
+    return train_one_epoch(network, criterion, optimizer, loader, build_schedule(optimizer, schedule_kind, 0, EPOCHS),
+                           progress, resolve_precision("fp32", torch.device("cpu")), epoch=epoch, show_progress=False)
 
 
 def test_the_second_of_two_poly_epochs_steps_from_the_middle_to_the_last_step(cache_dir):

@@ -75,6 +75,29 @@ def test_a_time_limit_caps_the_models_remaining_time(monkeypatch):
     assert unlimited.remaining_seconds(epoch=1, steps_done=2) == pytest.approx(18 * 2 + 2 * 3 * 2 / 3)
 
 
+
+def test_while_progressive_resizing_trains_at_half_size_the_full_size_steps_count_four_half_size_ones(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    progress = RunProgress(epochs=2, steps_per_epoch=10, time_limit_minutes=float("inf"), device=torch.device("cpu"),
+                           validation_steps=3, half_size_until=0.5)
+    progress.start_epoch()
+    for step in (1, 2):  # the first step 4 s, the second 2 s: both at half size (t = 0 and 0.05)
+        assert progress.at_step(epoch=1, step=step) < 0.5
+        now[0] += 4.0 / step
+        remaining = progress.remaining_seconds(epoch=1, steps_done=step)
+    # 18 steps left: 8 more at half size (2 s), the plan's last 10 at full size (4 × 2 s); 2 validations of
+    # 3 full-size batches at a third of a full-size step each.
+    assert remaining == pytest.approx(8 * 2 + 10 * 8 + 2 * 3 * 8 / 3)
+    progress.end_epoch()
+    progress.start_epoch()
+    now[0] += 1.0
+    assert progress.at_step(epoch=2, step=1) == 0.5  # from here on every step is at full size, and timed as one
+    now[0] += 8.0
+    progress.remaining_seconds(epoch=2, steps_done=1)
+    now[0] += 8.0
+    assert progress.remaining_seconds(epoch=2, steps_done=2) == pytest.approx(8 * 8 + progress.validation_seconds)
+
 def test_durations_read_as_seconds_minutes_or_hours():
     assert [describe_duration(seconds) for seconds in (45, 59.4, 720, 3599, 3600, 230_700)] == [
         "45 s", "59 s", "12 min", "1 h 00 min", "1 h 00 min", "64 h 05 min"]

@@ -95,7 +95,7 @@ class ModelTrainer:
             for split in ("train", "val", "test")
         }
         self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device,
-                                        validation_steps=len(self.loaders["val"]))
+                                        len(self.loaders["val"]), options.progressive_resize)
         # The whole train.py invocation's estimate (trainers.run_estimate), told about this model's steps on rank 0.
         self.whole_run = whole_run
         self.history: list[dict] = []
@@ -125,8 +125,7 @@ class ModelTrainer:
         return train_one_epoch(self.training_network, self.criterion, self.optimizer, self.loaders["train"],
                                self.schedule, self.run_progress, self.precision, epoch, self.options.loss,
                                self.model_name, self.distributed.is_main and self.options.show_progress,
-                               self.weight_average, self.options.progressive_resize,
-                               self.whole_run if self.distributed.is_main else None)
+                               self.weight_average, self.whole_run if self.distributed.is_main else None)
 
     def evaluate(self, split: str) -> dict:
         """evaluate() of the evaluated model (the trained weights or their average) over the whole split (all

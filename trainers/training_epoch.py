@@ -56,10 +56,10 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
                     loader: DeviceBatchLoader, schedule: ProgressSchedule | PlateauSchedule, run_progress: RunProgress,
                     precision: Precision, epoch: int, loss_kind: str = "ce", name: str = "model",
                     show_progress: bool = True, weight_average: WeightAverage | None = None,
-                    half_size_until: float = 0.0, whole_run: WholeRunEstimate | None = None) -> dict:
+                    whole_run: WholeRunEstimate | None = None) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
 
-    Steps taken before the run's progress reaches half_size_until train on the batch at half size
+    Steps taken before the run's progress reaches run_progress.half_size_until train on the batch at half size
     (progressive resizing: cheap early steps learn the coarse shapes, the later ones at full size).
     whole_run, when given, is told the model's remaining time after its timed steps and keeps the whole run's
     ETA in the progress bar.
@@ -83,7 +83,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         if step > 1 and progress >= 1.0:  # the time limit: this epoch's validation ends at it
             break
         schedule.step(progress)
-        if progress < half_size_until:
+        if progress < run_progress.half_size_until:
             images, labels = half_size_batch(images, labels)
             half_size_steps += 1
         rates.append(optimizer.param_groups[0]["lr"])
