@@ -18,11 +18,12 @@ from benchmarks.original_baselines import (
 from benchmarks.table import Row, format_bytes, format_ratio, format_seconds
 from benchmarks.timing import median_seconds_alternating, synchronizer, time_call
 from dataset import Cache, CustomClothingDataset, DeviceBatchLoader, load_cache
+from helpers.cache_conversion import default_worker_count
 from helpers.dataset_layouts import KAGGLE_LAYOUT, find_dataset
 from helpers.errors import ClothVisionError
 from helpers.image_io import read_rgb_image
 from label_encoder import LabelEncoder, read_groundtruth_mat
-from preprocess import default_worker_count, preprocess
+from preprocess import preprocess
 
 # The original trained with batches of 8 behind a single-process DataLoader.
 ORIGINAL_BATCH_SIZE = 8

@@ -15,8 +15,9 @@ from torch import nn
 
 from benchmarks.throughput import build_trainer, new_model
 from benchmarks.timing import median_seconds_alternating, synchronizer
-from dataset import CACHE_FORMAT_VERSION, IGNORE_INDEX, Cache
+from dataset import CACHE_FORMAT_VERSION, Cache
 from evaluation.garment_groups import table_class_names
+from helpers.batch_augmentation import IGNORE_INDEX
 from models import model_kwargs_for
 from preprocess import IMAGENET_MEAN, IMAGENET_STD
 

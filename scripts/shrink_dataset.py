@@ -19,10 +19,11 @@ import scipy.io
 from PIL import Image
 
 from helpers.atomic_files import atomic_directory
+from helpers.cache_conversion import convert_sample
 from helpers.dataset_layouts import ORIGINAL_LAYOUT, find_dataset
 from helpers.errors import ClothVisionError, run_cli
 from label_encoder import LabelEncoder
-from preprocess import DEFAULT_SIZE, convert_sample, positive_int
+from preprocess import DEFAULT_SIZE, positive_int
 
 
 def shrink_dataset(data_dir: Path, out_dir: Path, size: tuple[int, int], quality: int) -> int:

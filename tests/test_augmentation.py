@@ -5,7 +5,8 @@ import pytest
 import torch
 from test_dataset import write_cache
 
-from dataset import (
+from dataset import DeviceBatchLoader, load_cache, normalisation_scale_and_shift
+from helpers.batch_augmentation import (
     BRIGHTNESS,
     CONTRAST,
     FLIP,
@@ -14,12 +15,9 @@ from dataset import (
     OFFSET_Y,
     SATURATION,
     ZOOM,
-    DeviceBatchLoader,
     augment_batch,
     draw_augmentation,
     half_size_batch,
-    load_cache,
-    normalisation_scale_and_shift,
 )
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]

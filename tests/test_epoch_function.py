@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from training_runs import single_torch_thread  # noqa: F401 (autouse fixture: tests run on one thread)
 
-from dataset import IGNORE_INDEX, DeviceBatchLoader, load_cache
+from dataset import DeviceBatchLoader, load_cache
+from helpers.batch_augmentation import IGNORE_INDEX
 from helpers.devices import resolve_precision
 from trainers.schedules import PlateauSchedule, ProgressSchedule, RunProgress, build_schedule
 from trainers.training_epoch import train_one_epoch

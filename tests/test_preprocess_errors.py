@@ -183,12 +183,10 @@ def test_output_folder_that_is_not_a_cache_is_never_replaced(tmp_path, capsys):
 
 
 def test_too_few_images_to_split_fail_before_any_image_is_converted(tmp_path, capsys, monkeypatch):
-    import preprocess
-
     def no_conversion(*arguments, **keywords):
         raise AssertionError("images were converted before the split was checked")
 
-    monkeypatch.setattr(preprocess.multiprocessing, "Pool", no_conversion)
+    monkeypatch.setattr(multiprocessing, "Pool", no_conversion)
     root = write_ccp_layout(tmp_path / "ccp", count=2)
     assert_one_line_error(*run_preprocess(root, tmp_path / "cache", capsys), "at least 3")
     assert_no_cache(tmp_path / "cache")
@@ -262,10 +260,11 @@ INTERRUPTED_RUN = """
 import os, signal, sys, time
 from pathlib import Path
 import preprocess
+from helpers.cache_conversion import CacheRowWriter
 from helpers.errors import run_cli
 
 marks = Path(sys.argv[1])
-convert = preprocess.CacheRowWriter.write
+convert = CacheRowWriter.write
 
 def convert_after_the_interrupt(self, row, sample):
     (marks / f"worker-{os.getpid()}").touch()
@@ -278,7 +277,7 @@ def note_the_interrupt(signal_number, frame):
     (marks / "interrupted").touch()
     raise KeyboardInterrupt
 
-preprocess.CacheRowWriter.write = convert_after_the_interrupt
+CacheRowWriter.write = convert_after_the_interrupt
 signal.signal(signal.SIGINT, note_the_interrupt)
 sys.exit(run_cli(preprocess.main, sys.argv[2:]))
 """

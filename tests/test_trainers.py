@@ -10,13 +10,15 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from dataset import IGNORE_INDEX, load_cache
+from dataset import load_cache
+from helpers.batch_augmentation import IGNORE_INDEX
 from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
+from trainers.losses import class_weights_from_counts
 from trainers.metrics import correct_pixels
-from trainers.options import check_option_values, class_weights_from_counts
+from trainers.options import check_option_values
 from trainers.schedules import PlateauSchedule
 from trainers.training_epoch import WeightAverage
 

@@ -14,7 +14,8 @@ from helpers.checkpoint import load_checkpoint
 from helpers.devices import resolve_device, resolve_precision
 from helpers.errors import ClothVisionError
 from models import build_model_from_checkpoint
-from trainers.options import LOG_FREQUENCY_OFFSET, TrainingOptions, class_weights_from_counts
+from trainers.losses import LOG_FREQUENCY_OFFSET, class_weights_from_counts
+from trainers.options import TrainingOptions
 from trainers.report import build_test_report
 from trainers.scoring import evaluate_at_native_size
 

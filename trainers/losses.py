@@ -1,4 +1,5 @@
-"""The training loss options, and the check that stops a run whose loss stopped being a number.
+"""The training loss options, the class weights of the cross-entropy, and the check that stops a run whose loss
+stopped being a number.
 
 - ce:          cross-entropy, the original project's loss.
 - ce+jaccard:  cross-entropy plus a soft-Jaccard (IoU) term, which rewards the rare classes that
@@ -14,6 +15,11 @@ from helpers.errors import ClothVisionError
 from trainers.distributed import all_reduce_sum
 
 LOSS_CHOICES = ("ce", "ce+jaccard")
+CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
+# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(c + share of train pixels). ENet's c = 1.02 gives
+# weights between 1.4 for a class covering every pixel and 50.5 for a very rare one; a larger c caps them
+# (c = 1.2: at most 5.5), which trades less pixel accuracy for rare classes.
+LOG_FREQUENCY_OFFSET = 1.02
 
 
 def soft_jaccard_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
@@ -60,3 +66,19 @@ def stop_if_any_step_not_finite(non_finite: torch.Tensor, model_name: str, epoch
     local_first = int(non_finite[1].item())
     if all_reduce_sum(non_finite.clone())[0].item() > 0:
         check_finite_loss(float("nan"), model_name, epoch, local_first or step)
+
+
+def class_weights_from_counts(pixel_counts: list[int], scheme: str,
+                              offset: float = LOG_FREQUENCY_OFFSET) -> torch.Tensor | None:
+    """Per-class loss weights; None means unweighted; offset is inverse-log-freq's C in 1/ln(C + share).
+
+    Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
+    would only add a term that grows as the model grows confident about everything else.
+    """
+    if scheme == "none":
+        return None
+    if scheme != "inverse-log-freq":
+        raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
+    counts = torch.tensor(pixel_counts, dtype=torch.float64)
+    weights = 1.0 / torch.log(offset + counts / counts.sum())
+    return torch.where(counts > 0, weights, 0.0).float()

@@ -11,8 +11,8 @@ negatives of the pixels' true class, whose IoU drops, and they lower pixel accur
 
 import torch
 
-from dataset import IGNORE_INDEX
 from evaluation.garment_groups import GarmentGroups
+from helpers.batch_augmentation import IGNORE_INDEX
 from trainers.distributed import all_reduce_sum
 
 

@@ -27,9 +27,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from dataset import IGNORE_INDEX, Cache, DeviceBatchLoader
+from dataset import Cache, DeviceBatchLoader
 from early_stopper import EarlyStopper
 from evaluation.garment_groups import garment_groups_for
+from helpers.batch_augmentation import IGNORE_INDEX
 from helpers.checkpoint import load_checkpoint, save_checkpoint, state_dict_digest
 from helpers.devices import resolve_precision
 from helpers.errors import ClothVisionError
@@ -41,7 +42,8 @@ from trainers.distributed import (
     decision_of_rank_zero,
     wait_for_all_processes,
 )
-from trainers.options import TrainingOptions, class_weights_from_counts, reported_options, with_learning_rates
+from trainers.losses import class_weights_from_counts
+from trainers.options import TrainingOptions, reported_options, with_learning_rates
 from trainers.report import build_test_report, describe_report, write_test_report
 from trainers.run_config import run_config
 from trainers.run_estimate import WholeRunEstimate

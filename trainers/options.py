@@ -10,22 +10,15 @@ import math
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 
-import torch
-
 from dataset import AUGMENT_CHOICES
 from evaluation.test_time_augmentation import TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
 from models.unet import DEFAULT_BASE_WIDTH, STEM_CHOICES
-from trainers.losses import LOSS_CHOICES
+from trainers.losses import CLASS_WEIGHT_CHOICES, LOG_FREQUENCY_OFFSET, LOSS_CHOICES
 from trainers.schedules import LR_SCHEDULE_CHOICES
 
-CLASS_WEIGHT_CHOICES = ("none", "inverse-log-freq")
-# ENet's class weighting (Paszke et al., 2016): w = 1 / ln(c + share of train pixels). ENet's c = 1.02 gives
-# weights between 1.4 for a class covering every pixel and 50.5 for a very rare one; a larger c caps them
-# (c = 1.2: at most 5.5), which trades less pixel accuracy for rare classes.
-LOG_FREQUENCY_OFFSET = 1.02
 # The command line's argument groups, in the order --help shows them (timm groups its flags the same way).
 OPTION_GROUPS = ("data", "model", "optimisation", "augmentation", "precision", "evaluation", "distributed", "output")
 # What --resume does with an option the interrupted run recorded: "keep" it unless given again; "match": refuse
@@ -333,19 +326,3 @@ def check_option_values(options: TrainingOptions) -> None:
             raise ClothVisionError(f"{flag_of(option_field)} {display}: use one of {', '.join(metadata['choices'])}")
         if metadata["check"] and value is not None and not metadata["check"](value):
             raise ClothVisionError(f"{flag_of(option_field)} {display}: {metadata['requirement']}")
-
-
-def class_weights_from_counts(pixel_counts: list[int], scheme: str,
-                              offset: float = LOG_FREQUENCY_OFFSET) -> torch.Tensor | None:
-    """Per-class loss weights; None means unweighted; offset is inverse-log-freq's C in 1/ln(C + share).
-
-    Classes with no train pixel get weight 0: the model can never learn them, so in the val loss they
-    would only add a term that grows as the model grows confident about everything else.
-    """
-    if scheme == "none":
-        return None
-    if scheme != "inverse-log-freq":
-        raise ClothVisionError(f"unknown class weighting '{scheme}': use one of {', '.join(CLASS_WEIGHT_CHOICES)}")
-    counts = torch.tensor(pixel_counts, dtype=torch.float64)
-    weights = 1.0 / torch.log(offset + counts / counts.sum())
-    return torch.where(counts > 0, weights, 0.0).float()

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dataset import IGNORE_INDEX, DeviceBatchLoader
+from dataset import DeviceBatchLoader
 from evaluation.bootstrap import bootstrap_intervals, image_statistics
 from evaluation.garment_groups import GarmentGroups
 from evaluation.test_time_augmentation import augmented_logits
 from evaluation.upsampling import upsampled_argmax
+from helpers.batch_augmentation import IGNORE_INDEX
 from helpers.devices import Precision
 from trainers.distributed import all_reduce_sum
 from trainers.metrics import (

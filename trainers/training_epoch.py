@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dataset import IGNORE_INDEX, DeviceBatchLoader, half_size_batch
+from dataset import DeviceBatchLoader
+from helpers.batch_augmentation import IGNORE_INDEX, half_size_batch
 from helpers.devices import Precision
 from trainers.distributed import all_reduce_sum
 from trainers.losses import soft_jaccard_loss, stop_if_any_step_not_finite
