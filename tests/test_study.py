@@ -77,6 +77,15 @@ def test_the_cpu_hour_recipe_is_the_baseline_with_the_two_levers_the_screen_kept
     assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == chosen["time_limit_minutes"]
 
 
+
+def test_the_schedule_study_pits_the_recipe_against_itself_with_a_linear_decay_for_20_minutes():
+    schedule = study.read_study(STUDIES / "cpu-hour-schedule.json")
+    assert schedule.recipes == ("cpu-hour", "cpu-hour-linear-decay")
+    assert (schedule.seeds, schedule.parallel, schedule.time_limit_minutes) == ((0, 1, 2), 2, 20)
+    recipe, candidate = (parse_given_options(["--config", str(study.RECIPES / f"{name}.json")])
+                         for name in schedule.recipes)
+    assert {key: value for key, value in candidate.items() if recipe.get(key) != value} == {"lr_schedule": "linear"}
+
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
     command = study.training_command(cpu, "cpu-unet-poly", 2, resume=False)
