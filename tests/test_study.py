@@ -85,6 +85,10 @@ def test_the_schedule_study_pits_the_recipe_against_itself_with_a_linear_decay_f
     recipe, candidate = (parse_given_options(["--config", str(study.RECIPES / f"{name}.json")])
                          for name in schedule.recipes)
     assert {key: value for key, value in candidate.items() if recipe.get(key) != value} == {"lr_schedule": "linear"}
+    # The same pair at the recipe's full hour, where the plateau schedule has time to act.
+    hour = study.read_study(STUDIES / "cpu-hour-schedule-hour.json")
+    assert (hour.recipes, hour.seeds, hour.parallel, hour.time_limit_minutes) == (schedule.recipes, (0, 1, 2), 2, 60)
+    assert hour.results != schedule.results and hour.figure != schedule.figure
 
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
