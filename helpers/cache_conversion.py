@@ -11,6 +11,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -18,15 +19,23 @@ from PIL import Image
 from helpers.dataset_layouts import Sample
 from helpers.errors import ClothVisionError
 from helpers.image_io import read_rgb_image
-from label_encoder import LabelEncoder
 
 
-def convert_sample(sample: Sample, encoder: LabelEncoder, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
+class LabelFileEncoder(Protocol):
+    """What conversion needs of label_encoder.LabelEncoder (helpers import no pipeline module): the class names
+    and a label file as a uint8 map of class indices."""
+
+    class_names: list[str]
+
+    def encode_file(self, path: Path) -> np.ndarray: ...
+
+
+def convert_sample(sample: Sample, encoder: LabelFileEncoder, size: tuple[int, int]) -> tuple[np.ndarray, ...]:
     """Decode one photo and its label and resize both to size (H, W): (uint8 3×H×W, uint8 H×W)."""
     return resize_sample(*decode_sample(sample, encoder), size)
 
 
-def decode_sample(sample: Sample, encoder: LabelEncoder) -> tuple[Image.Image, np.ndarray]:
+def decode_sample(sample: Sample, encoder: LabelFileEncoder) -> tuple[Image.Image, np.ndarray]:
     """One photo and its label (uint8 class indices) at their own size, checked to belong together."""
     photo = read_rgb_image(sample.photo_path)
     label = encoder.encode_file(sample.label_path)
@@ -52,7 +61,7 @@ class CacheRowWriter:
     """Converts samples straight into rows of the memory-mapped cache arrays, so worker processes
     send back only per-class pixel counts instead of pickled images, and the label at its own size."""
 
-    def __init__(self, cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int]):
+    def __init__(self, cache_dir: Path, encoder: LabelFileEncoder, size: tuple[int, int]):
         self.encoder = encoder
         self.size = size
         self.images = np.load(cache_dir / "images.npy", mmap_mode="r+")
@@ -84,7 +93,7 @@ def keep_freed_memory_for_reuse() -> None:
     mallopt(M_MMAP_THRESHOLD, LARGEST_HEAP_BLOCK_BYTES)
 
 
-def _start_worker(cache_dir: Path, encoder: LabelEncoder, size: tuple[int, int],
+def _start_worker(cache_dir: Path, encoder: LabelFileEncoder, size: tuple[int, int],
                   stop_requested: multiprocessing.synchronize.Event) -> None:
     global _worker_writer, _stop_requested
     # Ctrl-C reaches every process of the terminal's group; only the parent acts on it, so that no worker
@@ -102,7 +111,7 @@ def write_in_worker(task: tuple[int, Sample]) -> tuple[int, np.ndarray, np.ndarr
 
 
 @contextmanager
-def conversion_pool(workers: int, cache_dir: Path, encoder: LabelEncoder,
+def conversion_pool(workers: int, cache_dir: Path, encoder: LabelFileEncoder,
                     size: tuple[int, int]) -> Iterator[multiprocessing.pool.Pool]:
     """Worker processes that fill cache_dir's arrays. However the work ends (an error in a worker, which comes
     back as a result, one in the parent, Ctrl-C), the pool is closed and joined, never terminated: a worker
