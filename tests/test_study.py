@@ -38,18 +38,21 @@ def test_study_files_name_their_recipes_seeds_and_limits():
     assert (gpu.image_size, gpu.device, gpu.deadline_minutes, gpu.time_limit_minutes) == ((496, 304), "cuda", 8, None)
 
 
+def recipe_keywords(recipe: str) -> dict:
+    return parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
+
+
+def changes_between(base: str, other: str) -> dict:
+    """The train.py options recipe `other` sets differently from recipe `base`."""
+    base_keywords = recipe_keywords(base)
+    return {key: value for key, value in recipe_keywords(other).items() if base_keywords.get(key) != value}
+
+
 def test_the_cpu_hour_screen_changes_one_lever_of_the_baseline_recipe_per_recipe_for_5_minutes():
     screen = study.read_study(STUDIES / "cpu-hour-screen.json")
     assert (screen.seeds, screen.parallel, screen.time_limit_minutes) == ((0, 1, 2), 2, 5)
     assert screen.image_size == (240, 144) and screen.cache == Path("data/processed_240x144")
-
-    def keywords(recipe: str) -> dict:
-        return parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
-
-    baseline = keywords("cpu-hour-baseline")
-    changes = {recipe: {key: value for key, value in keywords(recipe).items() if baseline.get(key) != value}
-               for recipe in screen.recipes}
-    assert changes == {
+    assert {recipe: changes_between("cpu-hour-baseline", recipe) for recipe in screen.recipes} == {
         "cpu-hour-baseline": {},
         "cpu-hour-stride2": {"unet_stem": "stride2"},
         "cpu-hour-class-weights": {"class_weights": "inverse-log-freq", "class_weight_offset": 1.2},
@@ -66,29 +69,26 @@ def test_the_cpu_hour_recipe_is_the_baseline_with_the_two_levers_the_screen_kept
     confirm = study.read_study(STUDIES / "cpu-hour-confirm.json")
     assert confirm.recipes == ("cpu-hour-baseline", "cpu-hour")
     assert (confirm.seeds, confirm.parallel, confirm.time_limit_minutes) == ((0, 1, 2), 2, 20)
-    baseline, chosen = (parse_given_options(["--config", str(study.RECIPES / f"{recipe}.json")])
-                        for recipe in confirm.recipes)
-    assert {key: value for key, value in chosen.items() if baseline.get(key) != value} == {
+    assert changes_between(*confirm.recipes) == {
         "class_weights": "inverse-log-freq", "class_weight_offset": 1.2, "progressive_resize": 0.5}
     # The reference run: both recipes one after the other, each alone on the machine for the recipe's hour.
     reference = study.read_study(STUDIES / "cpu-hour-reference.json")
     assert (reference.recipes, reference.seeds, reference.parallel) == (("cpu-hour", "cpu-hour-baseline"), (0,), 1)
     command = study.training_command(reference, "cpu-hour", 0, resume=False)
-    assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == chosen["time_limit_minutes"]
-
+    hour = recipe_keywords("cpu-hour")["time_limit_minutes"]
+    assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == hour
 
 
 def test_the_schedule_study_pits_the_recipe_against_itself_with_a_linear_decay_for_20_minutes():
     schedule = study.read_study(STUDIES / "cpu-hour-schedule.json")
     assert schedule.recipes == ("cpu-hour", "cpu-hour-linear-decay")
     assert (schedule.seeds, schedule.parallel, schedule.time_limit_minutes) == ((0, 1, 2), 2, 20)
-    recipe, candidate = (parse_given_options(["--config", str(study.RECIPES / f"{name}.json")])
-                         for name in schedule.recipes)
-    assert {key: value for key, value in candidate.items() if recipe.get(key) != value} == {"lr_schedule": "linear"}
+    assert changes_between(*schedule.recipes) == {"lr_schedule": "linear"}
     # The same pair at the recipe's full hour, where the plateau schedule has time to act.
     hour = study.read_study(STUDIES / "cpu-hour-schedule-hour.json")
     assert (hour.recipes, hour.seeds, hour.parallel, hour.time_limit_minutes) == (schedule.recipes, (0, 1, 2), 2, 60)
     assert hour.results != schedule.results and hour.figure != schedule.figure
+
 
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
