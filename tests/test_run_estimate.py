@@ -75,7 +75,6 @@ def test_a_time_limit_caps_the_models_remaining_time(monkeypatch):
     assert unlimited.remaining_seconds(epoch=1, steps_done=2) == pytest.approx(18 * 2 + 2 * 3 * 2 / 3)
 
 
-
 def test_while_progressive_resizing_trains_at_half_size_the_full_size_steps_count_four_half_size_ones(monkeypatch):
     now = [0.0]
     monkeypatch.setattr(time, "perf_counter", lambda: now[0])

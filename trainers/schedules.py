@@ -175,6 +175,10 @@ class RunProgress:
         self.last_progress = max(planned, self.share_of_limit(self.used_seconds + in_epoch + self.validation_seconds))
         return self.last_progress
 
+    def at_half_size(self) -> bool:
+        """Whether the step at the last at_step() trains on half-size batches (--progressive-resize)."""
+        return self.last_progress < self.half_size_until
+
     def remaining_seconds(self, epoch: int, steps_done: int) -> float:
         """Called after step `steps_done` of `epoch` once the device has finished it: the training and
         validation seconds left if every epoch runs, capped by the time limit. The seconds per step are this
@@ -191,7 +195,7 @@ class RunProgress:
         planned_steps = self.epochs * self.steps_per_epoch
         steps_left = planned_steps - ((epoch - 1) * self.steps_per_epoch + steps_done)
         full_size_steps, full_size_step = steps_left, self.seconds_per_step
-        if self.last_progress < self.half_size_until:  # the plan's last (1 − half_size_until) share is full size
+        if self.at_half_size():  # the plan's last (1 − half_size_until) share is full size
             full_size_steps = min(steps_left, math.floor((1 - self.half_size_until) * planned_steps))
             full_size_step *= FULL_SIZE_STEP_COST_RATIO
         training = (steps_left - full_size_steps) * self.seconds_per_step + full_size_steps * full_size_step

@@ -60,8 +60,9 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
                     whole_run: WholeRunEstimate | None = None) -> dict:
     """One pass over this rank's share of the train split, with `network` already in training mode.
 
-    Steps taken before the run's progress reaches run_progress.half_size_until train on the batch at half size
-    (progressive resizing: cheap early steps learn the coarse shapes, the later ones at full size).
+    Steps taken before the run's progress reaches run_progress.half_size_until (run_progress.at_half_size()) train
+    on the batch at half size (progressive resizing: cheap early steps learn the coarse shapes, the later ones at
+    full size).
     whole_run, when given, is told the model's remaining time after its timed steps and keeps the whole run's
     ETA in the progress bar.
 
@@ -84,7 +85,7 @@ def train_one_epoch(network: nn.Module, criterion: nn.CrossEntropyLoss, optimize
         if step > 1 and progress >= 1.0:  # the time limit: this epoch's validation ends at it
             break
         schedule.step(progress)
-        if progress < run_progress.half_size_until:
+        if run_progress.at_half_size():
             images, labels = half_size_batch(images, labels)
             half_size_steps += 1
         rates.append(optimizer.param_groups[0]["lr"])
