@@ -90,6 +90,13 @@ def test_the_schedule_study_pits_the_recipe_against_itself_with_a_linear_decay_f
     assert hour.results != schedule.results and hour.figure != schedule.figure
 
 
+def test_the_resize_share_study_pits_the_recipe_against_itself_with_a_quarter_at_half_size_for_20_minutes():
+    share = study.read_study(STUDIES / "cpu-hour-resize-share.json")
+    assert share.recipes == ("cpu-hour", "cpu-hour-resize-quarter")
+    assert (share.seeds, share.parallel, share.time_limit_minutes) == ((0, 1, 2), 2, 20)
+    assert changes_between(*share.recipes) == {"progressive_resize": 0.25}
+
+
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
     command = study.training_command(cpu, "cpu-unet-poly", 2, resume=False)
