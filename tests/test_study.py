@@ -97,6 +97,13 @@ def test_the_resize_share_study_pits_the_recipe_against_itself_with_a_quarter_at
     assert changes_between(*share.recipes) == {"progressive_resize": 0.25}
 
 
+def test_the_augmentation_study_pits_the_recipe_against_itself_with_full_augmentation_for_the_hour():
+    augment = study.read_study(STUDIES / "cpu-hour-augment-hour.json")
+    assert augment.recipes == ("cpu-hour", "cpu-hour-augment-full")
+    assert (augment.seeds, augment.parallel, augment.time_limit_minutes) == ((0, 1, 2), 2, 60)
+    assert changes_between(*augment.recipes) == {"augment": "full"}
+
+
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
     cpu = study.read_study(STUDIES / "cpu.json")
     command = study.training_command(cpu, "cpu-unet-poly", 2, resume=False)
