@@ -40,7 +40,8 @@ from trainers.distributed import (
     wait_for_all_processes,
 )
 from trainers.evaluate_command import run_evaluate_command
-from trainers.options import make_options, option_keywords, with_learning_rates
+from trainers.option_lookup import make_options, option_keywords
+from trainers.options import with_learning_rates
 from trainers.plots import plot_comparison, plot_training_curves
 from trainers.report import read_image_confusion
 from trainers.run_checks import (

@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from trainers.checkpointing import resume_problem
-from trainers.options import (
-    TrainingOptions,
-    flag_of,
-    keywords_with_resume_role,
-    option_fields,
-    option_keywords,
-    reported_options,
-)
+from trainers.option_lookup import flag_of, keywords_with_resume_role, option_fields, option_keywords, reported_options
+from trainers.options import TrainingOptions
 
 TRAINING_DOC = Path(__file__).resolve().parent.parent / "docs" / "training.md"
 

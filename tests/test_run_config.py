@@ -16,6 +16,7 @@ from training_runs import (
 import train as train_script
 from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
+from trainers import option_lookup
 from trainers import options as training_options
 from trainers.command_line import get_args_parser, parse_given_options
 from trainers.evaluation import evaluate_checkpoint
@@ -46,7 +47,7 @@ def test_a_field_added_to_the_options_reaches_help_train_and_the_config(cache_di
 def test_each_run_writes_its_whole_config_and_the_checkpoint_records_it(cache_dir, tmp_path):
     run_train(model="unet", data=cache_dir, out=tmp_path, epochs=1, seed=3)
     config = json.loads((tmp_path / "unet_config.json").read_text())
-    keywords = {training_options.keyword_of(field) for field in training_options.option_fields()}
+    keywords = {option_lookup.keyword_of(field) for field in option_lookup.option_fields()}
     assert set(config["options"]) == keywords
     assert (config["options"]["model"], config["options"]["seed"], config["options"]["lr"]) == ("unet", 3, 1e-3)
     assert config["model_kwargs"] == {"base_width": 4}
@@ -76,8 +77,8 @@ def test_a_recipe_file_is_read_by_config_under_the_flags_given_beside_it(tmp_pat
     recipe_files = sorted(RECIPES.glob("*.json"))
     assert len(recipe_files) >= 12
     for recipe_file in recipe_files:
-        options = training_options.make_options(**parse_given_options(["--config", str(recipe_file)]))
-        training_options.check_option_values(options)
+        options = option_lookup.make_options(**parse_given_options(["--config", str(recipe_file)]))
+        option_lookup.check_option_values(options)
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps(["unet"]))
     with pytest.raises(ClothVisionError, match=f"^config {recipe} is not a JSON object of options: pass a recipe"):

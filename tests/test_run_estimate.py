@@ -14,7 +14,7 @@ from training_runs import (
     single_torch_thread,  # noqa: F401 (autouse fixture: tests run on one thread)
 )
 
-from trainers.options import make_options
+from trainers.option_lookup import make_options
 from trainers.run_estimate import CPU_RECIPE_COMMANDS, WholeRunEstimate, describe_duration
 from trainers.schedules import RunProgress
 

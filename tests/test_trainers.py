@@ -18,7 +18,7 @@ from models import get_model
 from trainers import ModelTrainer, TrainingOptions, TransferLearningTrainer, trainer_class_for
 from trainers.losses import class_weights_from_counts
 from trainers.metrics import correct_pixels
-from trainers.options import check_option_values
+from trainers.option_lookup import check_option_values
 from trainers.schedules import PlateauSchedule
 from trainers.training_epoch import WeightAverage
 

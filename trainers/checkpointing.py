@@ -17,7 +17,7 @@ import torch
 
 from helpers.atomic_files import atomic_write_text
 from helpers.errors import ClothVisionError
-from trainers.options import default_of, flag_of, keyword_of, option_fields
+from trainers.option_lookup import default_of, flag_of, keyword_of, option_fields
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_miou", "lr", "seconds")
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from helpers.errors import ClothVisionError
-from trainers import options as training_options
+from trainers.option_lookup import default_of, flag_of, keyword_of, option_fields, option_keyword_names
+from trainers.options import OPTION_GROUPS
 
 # The splits --evaluate scores: the training split would only measure how well the network memorised it.
 EVALUATION_SPLITS = ("val", "test")
@@ -19,11 +20,11 @@ NOT_GIVEN = object()
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
-    groups = {name: parser.add_argument_group(name) for name in training_options.OPTION_GROUPS}
-    for option_field in training_options.option_fields():
-        metadata, default = option_field.metadata, training_options.default_of(option_field)
-        group, dest = groups[metadata["group"]], training_options.keyword_of(option_field)
-        flag = training_options.flag_of(option_field)
+    groups = {name: parser.add_argument_group(name) for name in OPTION_GROUPS}
+    for option_field in option_fields():
+        metadata, default = option_field.metadata, default_of(option_field)
+        group, dest = groups[metadata["group"]], keyword_of(option_field)
+        flag = flag_of(option_field)
         if isinstance(default, bool):
             action = "store_false" if default else "store_true"
             # The help of a bool option describes its flag, which is off unless given.
@@ -77,7 +78,7 @@ def read_config_options(path: str | Path) -> dict:
         raise ClothVisionError(f"config {path} is not a JSON object of options: {CONFIG_HINT}")
     recorded = (content["options"] if "options" in content
                 else {key: value for key, value in content.items() if key != RECIPE_DESCRIPTION})
-    unknown = sorted(set(recorded) - training_options.option_keyword_names())
+    unknown = sorted(set(recorded) - option_keyword_names())
     if unknown:
         raise ClothVisionError(
             f"config {path} has options this train.py does not know ({', '.join(unknown)}): "

@@ -43,7 +43,8 @@ from trainers.distributed import (
     wait_for_all_processes,
 )
 from trainers.losses import class_weights_from_counts
-from trainers.options import TrainingOptions, reported_options, with_learning_rates
+from trainers.option_lookup import reported_options
+from trainers.options import TrainingOptions, with_learning_rates
 from trainers.report import build_test_report, describe_report, write_test_report
 from trainers.run_config import run_config
 from trainers.run_estimate import WholeRunEstimate

@@ -3,17 +3,16 @@ check, command-line group and roles. train.py's parser, train()'s keywords, the 
 <model>_config.json, what --resume takes from the interrupted run or refuses to change, and the options the
 test report records are all derived from these fields, so adding an option is adding a field here.
 
-    options = make_options(model="unet", epochs=5)   # keywords as train() and the flags name them
+    options = make_options(model="unet", epochs=5)   # trainers/option_lookup.py: keywords as train() names them
 """
 
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, replace
 
 from dataset import AUGMENT_CHOICES
 from evaluation.test_time_augmentation import TTA_CHOICES
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
-from helpers.errors import ClothVisionError
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
 from models.unet import DEFAULT_BASE_WIDTH, STEM_CHOICES
 from trainers.losses import CLASS_WEIGHT_CHOICES, LOG_FREQUENCY_OFFSET, LOSS_CHOICES
@@ -250,60 +249,6 @@ class TrainingOptions:
                                  flag="--no-progress", resume="never")
 
 
-def option_fields() -> tuple[Field, ...]:
-    return fields(TrainingOptions)
-
-
-def keyword_of(option_field: Field) -> str:
-    """The name train(), the parser's namespace and <model>_config.json use for a field."""
-    return option_field.metadata["keyword"] or option_field.name
-
-
-def option_keyword_names() -> set[str]:
-    """Every name train() accepts as a keyword: what a config file or a checkpoint may record."""
-    return {keyword_of(option_field) for option_field in option_fields()}
-
-
-def keywords_with_resume_role(role: str) -> frozenset[str]:
-    """train()'s names of the options whose field has this RESUME_ROLES role."""
-    return frozenset(keyword_of(option_field) for option_field in option_fields()
-                     if option_field.metadata["resume"] == role)
-
-
-def reported_options(options: TrainingOptions) -> dict:
-    """The options the test report records, by train()'s names."""
-    return {keyword_of(option_field): getattr(options, option_field.name) for option_field in option_fields()
-            if option_field.metadata["reported"]}
-
-
-def flag_of(option_field: Field) -> str:
-    return option_field.metadata["flag"] or "--" + keyword_of(option_field).replace("_", "-")
-
-
-def default_of(option_field: Field):
-    return option_field.default if option_field.default is not MISSING else option_field.default_factory()
-
-
-def make_options(**keywords) -> TrainingOptions:
-    """TrainingOptions from train()'s keywords; an unknown keyword is refused, naming the valid ones."""
-    by_keyword = {keyword_of(option_field): option_field.name for option_field in option_fields()}
-    unknown = sorted(set(keywords) - set(by_keyword))
-    if unknown:
-        raise ClothVisionError(
-            f"unknown training option {', '.join(unknown)}: use one of {', '.join(sorted(by_keyword))}"
-        )
-    values = {by_keyword[keyword]: str(value) if hasattr(value, "__fspath__") else value
-              for keyword, value in keywords.items()}
-    if not isinstance(values.get("model", ""), str):  # a list of names, as train(model=[...]) may pass
-        values["model"] = ",".join(values["model"])
-    return TrainingOptions(**values)
-
-
-def option_keywords(options: TrainingOptions) -> dict:
-    """The options as train()'s keywords: what <model>_config.json and the checkpoint's 'args' record."""
-    return {keyword_of(option_field): getattr(options, option_field.name) for option_field in option_fields()}
-
-
 def with_learning_rates(options: TrainingOptions, model_name: str) -> TrainingOptions:
     """options for model_name, with the rates that fit where its weights come from where none were given."""
     rates = default_learning_rates(model_name, options.pretrained, options.weights)
@@ -315,14 +260,3 @@ def with_learning_rates(options: TrainingOptions, model_name: str) -> TrainingOp
             rates.backbone_lr_factor if options.backbone_lr_factor is None else options.backbone_lr_factor
         ),
     )
-
-
-def check_option_values(options: TrainingOptions) -> None:
-    """Each value against its field's choices and check: one line naming the flag, the value and the fix."""
-    for option_field in option_fields():
-        value, metadata = getattr(options, option_field.name), option_field.metadata
-        display = f"{value:g}" if isinstance(value, float) else value
-        if metadata["choices"] and value not in metadata["choices"]:
-            raise ClothVisionError(f"{flag_of(option_field)} {display}: use one of {', '.join(metadata['choices'])}")
-        if metadata["check"] and value is not None and not metadata["check"](value):
-            raise ClothVisionError(f"{flag_of(option_field)} {display}: {metadata['requirement']}")

@@ -8,7 +8,8 @@ from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import MODEL_NAMES, MODEL_REGISTRY
 from trainers.distributed import DistributedContext
-from trainers.options import TrainingOptions, check_option_values, keywords_with_resume_role, option_keyword_names
+from trainers.option_lookup import check_option_values, keywords_with_resume_role, option_keyword_names
+from trainers.options import TrainingOptions
 
 
 def parse_model_names(text: str | Sequence[str]) -> list[str]:

@@ -12,7 +12,8 @@ import torch
 import torchvision
 
 from helpers.atomic_files import atomic_write_text
-from trainers.options import TrainingOptions, option_keywords
+from trainers.option_lookup import option_keywords
+from trainers.options import TrainingOptions
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
