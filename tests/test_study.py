@@ -79,29 +79,24 @@ def test_the_cpu_hour_recipe_is_the_baseline_with_the_two_levers_the_screen_kept
     assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == hour
 
 
-def test_the_schedule_study_pits_the_recipe_against_itself_with_a_linear_decay_for_20_minutes():
-    schedule = study.read_study(STUDIES / "cpu-hour-schedule.json")
-    assert schedule.recipes == ("cpu-hour", "cpu-hour-linear-decay")
-    assert (schedule.seeds, schedule.parallel, schedule.time_limit_minutes) == ((0, 1, 2), 2, 20)
-    assert changes_between(*schedule.recipes) == {"lr_schedule": "linear"}
+# The studies of one lever: the recipe against itself with that one change, seeds 0, 1, 2, two runs at a time.
+@pytest.mark.parametrize("study_file, other_recipe, minutes, change", [
+    ("cpu-hour-schedule.json", "cpu-hour-linear-decay", 20, {"lr_schedule": "linear"}),
     # The same pair at the recipe's full hour, where the plateau schedule has time to act.
-    hour = study.read_study(STUDIES / "cpu-hour-schedule-hour.json")
-    assert (hour.recipes, hour.seeds, hour.parallel, hour.time_limit_minutes) == (schedule.recipes, (0, 1, 2), 2, 60)
-    assert hour.results != schedule.results and hour.figure != schedule.figure
+    ("cpu-hour-schedule-hour.json", "cpu-hour-linear-decay", 60, {"lr_schedule": "linear"}),
+    ("cpu-hour-resize-share.json", "cpu-hour-resize-quarter", 20, {"progressive_resize": 0.25}),
+    ("cpu-hour-augment-hour.json", "cpu-hour-augment-full", 60, {"augment": "full"}),
+])
+def test_a_lever_study_pits_the_recipe_against_itself_with_one_change(study_file, other_recipe, minutes, change):
+    lever = study.read_study(STUDIES / study_file)
+    assert lever.recipes == ("cpu-hour", other_recipe)
+    assert (lever.seeds, lever.parallel, lever.time_limit_minutes) == ((0, 1, 2), 2, minutes)
+    assert changes_between(*lever.recipes) == change
 
 
-def test_the_resize_share_study_pits_the_recipe_against_itself_with_a_quarter_at_half_size_for_20_minutes():
-    share = study.read_study(STUDIES / "cpu-hour-resize-share.json")
-    assert share.recipes == ("cpu-hour", "cpu-hour-resize-quarter")
-    assert (share.seeds, share.parallel, share.time_limit_minutes) == ((0, 1, 2), 2, 20)
-    assert changes_between(*share.recipes) == {"progressive_resize": 0.25}
-
-
-def test_the_augmentation_study_pits_the_recipe_against_itself_with_full_augmentation_for_the_hour():
-    augment = study.read_study(STUDIES / "cpu-hour-augment-hour.json")
-    assert augment.recipes == ("cpu-hour", "cpu-hour-augment-full")
-    assert (augment.seeds, augment.parallel, augment.time_limit_minutes) == ((0, 1, 2), 2, 60)
-    assert changes_between(*augment.recipes) == {"augment": "full"}
+def test_no_two_study_files_write_the_same_results_or_figure():
+    studies = [study.read_study(path) for path in sorted(STUDIES.glob("*.json"))]
+    assert len({one.results for one in studies}) == len({one.figure for one in studies}) == len(studies) >= 9
 
 
 def test_a_training_command_is_the_recipe_plus_where_which_seed_and_how_long(tmp_path):
