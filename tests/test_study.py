@@ -79,19 +79,22 @@ def test_the_cpu_hour_recipe_is_the_baseline_with_the_two_levers_the_screen_kept
     assert parse_given_options(command[2:])["time_limit_minutes"] == 60 == hour
 
 
-# The studies of one lever: the recipe against itself with that one change, seeds 0, 1, 2, two runs at a time.
-@pytest.mark.parametrize("study_file, other_recipe, minutes, change", [
-    ("cpu-hour-schedule.json", "cpu-hour-linear-decay", 20, {"lr_schedule": "linear"}),
+# The studies of one lever: the recipe against itself with one change per other recipe, seeds 0, 1, 2, two runs at a
+# time.
+@pytest.mark.parametrize("study_file, minutes, changes", [
+    ("cpu-hour-schedule.json", 20, {"cpu-hour-linear-decay": {"lr_schedule": "linear"}}),
     # The same pair at the recipe's full hour, where the plateau schedule has time to act.
-    ("cpu-hour-schedule-hour.json", "cpu-hour-linear-decay", 60, {"lr_schedule": "linear"}),
-    ("cpu-hour-resize-share.json", "cpu-hour-resize-quarter", 20, {"progressive_resize": 0.25}),
-    ("cpu-hour-augment-hour.json", "cpu-hour-augment-full", 60, {"augment": "full"}),
+    ("cpu-hour-schedule-hour.json", 60, {"cpu-hour-linear-decay": {"lr_schedule": "linear"}}),
+    ("cpu-hour-resize-share.json", 20, {"cpu-hour-resize-quarter": {"progressive_resize": 0.25}}),
+    ("cpu-hour-augment-hour.json", 60, {"cpu-hour-augment-full": {"augment": "full"}}),
+    ("cpu-hour-width-batch.json", 20, {"cpu-hour-width-24": {"unet_base_width": 24},
+                                       "cpu-hour-batch-4": {"batch_size": 4}}),
 ])
-def test_a_lever_study_pits_the_recipe_against_itself_with_one_change(study_file, other_recipe, minutes, change):
+def test_a_lever_study_pits_the_recipe_against_itself_with_one_change(study_file, minutes, changes):
     lever = study.read_study(STUDIES / study_file)
-    assert lever.recipes == ("cpu-hour", other_recipe)
+    assert lever.recipes == ("cpu-hour", *changes)
     assert (lever.seeds, lever.parallel, lever.time_limit_minutes) == ((0, 1, 2), 2, minutes)
-    assert changes_between(*lever.recipes) == change
+    assert {other: changes_between("cpu-hour", other) for other in changes} == changes
 
 
 def test_no_two_study_files_write_the_same_results_or_figure():
