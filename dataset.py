@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from helpers.batch_augmentation import augment_batch, draw_augmentation
+from helpers.batch_augmentation import DEFAULT_ZOOM_RANGE, augment_batch, draw_augmentation
 from helpers.dataset_layouts import LAYOUTS
 from helpers.errors import ClothVisionError, error_reason
 
@@ -220,7 +220,7 @@ class DeviceBatchLoader:
 
     def __init__(self, cache: Cache, split: str, batch_size: int, device: torch.device | str,
                  shuffle: bool = False, augment: str = "none", seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False):
+                 world_size: int = 1, drop_last: bool = False, zoom_range: float = DEFAULT_ZOOM_RANGE):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -230,6 +230,7 @@ class DeviceBatchLoader:
         self.device = torch.device(device)
         self.split, self.batch_size, self.shuffle, self.augment = split, batch_size, shuffle, augment
         self.seed, self.rank, self.world_size, self.drop_last = seed, rank, world_size, drop_last
+        self.zoom_range = zoom_range
         self.epoch = 0
         rows = cache.split_indices(split)
         self.ids = [cache.meta["ids"][row] for row in rows]
@@ -272,7 +273,7 @@ class DeviceBatchLoader:
             flip_rows = torch.from_numpy(np.concatenate(rows_per_batch)).to(self.device).split(
                 [len(rows) for rows in rows_per_batch])
         elif self.augment == "full":
-            draws = draw_augmentation(random, len(positions)).to(self.device)
+            draws = draw_augmentation(random, len(positions), self.zoom_range).to(self.device)
         for batch_number, start in enumerate(starts):
             batch = positions[start:start + self.batch_size]
             images = self.images.index_select(0, batch)

@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 # Label of pixels that carry no class (padding after zooming out); the loss and the metrics skip them.
 IGNORE_INDEX = 255
-# full: each image is zoomed by a factor drawn uniformly from this range (below 1 it shrinks and is
-# padded, above 1 it is cropped), and its brightness, contrast and saturation by factors in 1 ± this.
-SCALE_RANGE = (0.5, 2.0)
+# full: each image is zoomed by a factor drawn uniformly from [1/Z, Z] (below 1 it shrinks and is padded,
+# above 1 it is cropped), Z being --zoom-range (this default: 0.5-2x), and its brightness, contrast and
+# saturation by factors in 1 ± COLOUR_JITTER.
+DEFAULT_ZOOM_RANGE = 2.0
 COLOUR_JITTER = 0.25
 
 # Columns of the augmentation draws: zoom factor, horizontal flip (1 or -1), where the zoomed image sits
@@ -20,10 +21,12 @@ ZOOM, FLIP, OFFSET_X, OFFSET_Y, BRIGHTNESS, CONTRAST, SATURATION = range(7)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
-def draw_augmentation(random: np.random.Generator, count: int) -> torch.Tensor:
-    """count×7 float32 draws (columns ZOOM ... SATURATION) for the 'full' augmentation of count images."""
+def draw_augmentation(random: np.random.Generator, count: int,
+                      zoom_range: float = DEFAULT_ZOOM_RANGE) -> torch.Tensor:
+    """count×7 float32 draws (columns ZOOM ... SATURATION) for the 'full' augmentation of count images, zoom
+    factors in [1/zoom_range, zoom_range]."""
     draws = np.empty((count, 7), dtype=np.float32)
-    draws[:, ZOOM] = random.uniform(*SCALE_RANGE, count)
+    draws[:, ZOOM] = random.uniform(1.0 / zoom_range, zoom_range, count)
     draws[:, FLIP] = np.where(random.random(count) < 0.5, -1.0, 1.0)
     draws[:, [OFFSET_X, OFFSET_Y]] = random.uniform(-1.0, 1.0, (count, 2))
     draws[:, [BRIGHTNESS, CONTRAST, SATURATION]] = random.uniform(1 - COLOUR_JITTER, 1 + COLOUR_JITTER, (count, 3))

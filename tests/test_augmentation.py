@@ -61,6 +61,22 @@ def test_draws_stay_in_their_ranges():
     assert 0.2 < (draws[:, ZOOM] < 1).float().mean() < 0.5
 
 
+def test_the_zoom_range_bounds_the_zoom_and_a_range_of_one_keeps_every_pixel(tmp_path):
+    mild = draw_augmentation(np.random.default_rng(1), 1000, zoom_range=1.25)
+    assert mild[:, ZOOM].min() >= 0.8 and mild[:, ZOOM].max() <= 1.25
+    assert mild[:, ZOOM].min() < 0.85 and mild[:, ZOOM].max() > 1.2
+    # Without zoom nothing is cropped or padded: each label map is the cached one, mirrored or not.
+    cache = load_cache(write_cache(tmp_path / "cache", size=(24, 16)))
+    loader = DeviceBatchLoader(cache, "train", batch_size=4, device="cpu", shuffle=True, augment="full",
+                               zoom_range=1.0)
+    cached = torch.from_numpy(cache.labels[cache.split_indices("train")]).long()
+    _, labels = next(iter(loader))
+    positions = loader.positions()[:4]
+    for label, position in zip(labels, positions, strict=True):
+        original = cached[position]
+        assert torch.equal(label, original) or torch.equal(label, original.flip(-1))
+
+
 def test_labels_after_augmentation_are_classes_present_before_or_ignored():
     images, labels = striped_batch()
     draws = draw_augmentation(np.random.default_rng(3), len(images))

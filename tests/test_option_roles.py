@@ -40,7 +40,7 @@ def test_the_test_report_records_the_options_marked_reported():
     options = TrainingOptions(loss="ce+jaccard", lr_schedule="cosine", augment="none", seed=5, ema_decay=0.99,
                               progressive_resize=0.5)
     assert reported_options(options) == {"lr_schedule": "cosine", "loss": "ce+jaccard", "ema_decay": 0.99,
-                                         "augment": "none", "progressive_resize": 0.5}
+                                         "augment": "none", "zoom_range": 2.0, "progressive_resize": 0.5}
 
 
 def documented_groups() -> dict[str, str]:

@@ -79,6 +79,8 @@ def test_a_class_without_garment_group_stops_the_run_before_training(trained, tm
         (["--batch-size", "64"], ("8 train images", "lower --batch-size")),
         (["--time-limit-minutes", "0"], ("--time-limit-minutes 0", "positive")),
         (["--backbone-lr-factor", "0"], ("--backbone-lr-factor 0", "--freeze-backbone-epochs")),
+        (["--augment", "full", "--zoom-range", "0.8"], ("--zoom-range 0.8", "at least 1")),
+        (["--zoom-range", "1.25"], ("--zoom-range 1.25 applies to --augment full", "add --augment full")),
     ],
 )
 def test_bad_options(trained, capsys, arguments, fragments):

@@ -94,7 +94,7 @@ class ModelTrainer:
             split: DeviceBatchLoader(cache, split, options.batch_size, device, shuffle=split == "train",
                                      augment=options.augment if split == "train" else "none", seed=options.seed,
                                      rank=distributed.rank, world_size=distributed.world_size,
-                                     drop_last=split == "train")
+                                     drop_last=split == "train", zoom_range=options.zoom_range)
             for split in ("train", "val", "test")
         }
         self.run_progress = RunProgress(options.epochs, len(self.loaders["train"]), options.time_limit_minutes, device,

@@ -12,6 +12,7 @@ from dataclasses import Field, dataclass, field, replace
 
 from dataset import AUGMENT_CHOICES
 from evaluation.test_time_augmentation import TTA_CHOICES
+from helpers.batch_augmentation import DEFAULT_ZOOM_RANGE
 from helpers.devices import DEVICE_CHOICES, PRECISION_CHOICES
 from models import FINE_TUNING_RATES, FROM_SCRATCH_RATES, MODEL_NAMES, PRETRAINED_CHOICES, default_learning_rates
 from models.unet import DEFAULT_BASE_WIDTH, STEM_CHOICES
@@ -189,10 +190,19 @@ class TrainingOptions:
     # colour jitter make the task harder still. --augment full is there for longer schedules.
     augment: str = option(
         "flip",
-        "training batches on the device: none; flip (horizontal flips); full (random zoom 0.5-2x, crop or pad back "
-        "to size, flip, brightness/contrast/saturation jitter)",
+        "training batches on the device: none; flip (horizontal flips); full (random zoom by --zoom-range, crop or "
+        "pad back to size, flip, brightness/contrast/saturation jitter)",
         "augmentation",
         choices=AUGMENT_CHOICES,
+        reported=True,
+    )
+    # A milder zoom than 0.5-2x for a small network that full augmentation turns from overfitting to underfitting.
+    zoom_range: float = option(
+        DEFAULT_ZOOM_RANGE,
+        "with --augment full, each image is zoomed by a factor drawn uniformly from 1/Z to Z (2: 0.5-2x; 1: no "
+        "zoom)",
+        "augmentation",
+        check=lambda value: value >= 1, requirement="use a factor of at least 1, e.g. 1.25 for 0.8-1.25x",
         reported=True,
     )
     # The share follows the schedules' t, so it ends at the same point of a step-counted or a time-limited run.

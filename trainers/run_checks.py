@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dataset import Cache
+from helpers.batch_augmentation import DEFAULT_ZOOM_RANGE
 from helpers.checkpoint import load_checkpoint
 from helpers.errors import ClothVisionError
 from models import MODEL_NAMES, MODEL_REGISTRY
@@ -47,6 +48,11 @@ def check_options(names: list[str], options: TrainingOptions) -> None:
         (
             options.warmup_epochs == 0 or options.lr_schedule != "plateau",
             "--warmup-epochs applies to --lr-schedule poly, cosine and linear, not plateau",
+        ),
+        (
+            options.zoom_range == DEFAULT_ZOOM_RANGE or options.augment == "full",
+            f"--zoom-range {options.zoom_range:g} applies to --augment full only: add --augment full or drop "
+            "--zoom-range",
         ),
         # DeepLabV3's image-pooling branch normalises 1×1 features: BatchNorm needs two images to do that.
         (
