@@ -211,11 +211,12 @@ class DeviceBatchLoader:
     """Batches of one split from tensors held on `device` (moved there once, as uint8).
 
     Each batch is gathered, augmented and normalised on the device in whole-batch operations; `augment` is
-    one of AUGMENT_CHOICES. `shuffle=True` marks a training loader: every epoch (set_epoch) draws one
-    permutation from (seed, epoch), identical on every rank; with world_size > 1 it is padded by repeating
-    its first samples to a multiple of world_size and dealt out like DistributedSampler, so every rank gets
-    the same number of batches (DDP needs that). `shuffle=False` marks an evaluation loader: rows in order,
-    dealt out rank::world_size, so the ranks together see every sample exactly once.
+    one of AUGMENT_CHOICES, and 'full' zooms by factors in [1/zoom_range, zoom_range]. `shuffle=True` marks a
+    training loader: every epoch (set_epoch) draws one permutation from (seed, epoch), identical on every rank;
+    with world_size > 1 it is padded by repeating its first samples to a multiple of world_size and dealt out
+    like DistributedSampler, so every rank gets the same number of batches (DDP needs that). `shuffle=False`
+    marks an evaluation loader: rows in order, dealt out rank::world_size, so the ranks together see every
+    sample exactly once.
     """
 
     def __init__(self, cache: Cache, split: str, batch_size: int, device: torch.device | str,
